@@ -1,0 +1,108 @@
+"""The autoencoder study: every variant, dense and conv, plus a lambda sweep of each weight penalty.
+
+Each run is an ordinary train_and_evaluate workdir under <root>/ (so an interrupted sweep resumes
+run by run); at the end results.md (a table), lambda.png (test error and weight norm against
+lambda) and variants.png (reconstructions of every variant) are written to <root>.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from experiments.autoencoder import train
+from experiments.autoencoder.configs import variants
+
+VARIANT_RUNS = ("plain", "l1", "l2", "frobenius", "sparse", "denoising", "contractive", "mse")
+LAMBDAS = {
+  "l1": (1e-6, 1e-5, 1e-4, 1e-3),
+  "l2": (1e-5, 1e-4, 1e-3, 1e-2),
+  "frobenius": (5e-6, 5e-5, 5e-4, 5e-3),
+}
+
+
+def runs(archs=("dense", "conv"), epochs: dict | None = None):
+  """Yields (name, config) for every run of the study."""
+  for arch in archs:
+    for v in VARIANT_RUNS:
+      c = variants.apply(variants.base(arch), v)
+      if epochs:
+        c.num_steps = epochs[arch] * (60000 // c.batch_size)
+      yield f"{arch}-{v}", c
+  for kind, grid in LAMBDAS.items():
+    for lam in grid:
+      c = variants.apply(variants.base("dense"), kind)
+      c.loss.weight_decay = lam
+      if epochs:
+        c.num_steps = epochs["dense"] * (60000 // c.batch_size)
+      yield f"dense-{kind}-lambda{lam:g}", c
+
+
+def run_all(
+  root: str, *, archs=("dense", "conv"), epochs: dict | None = None, overrides=None
+) -> list:
+  root = Path(root)
+  rows = []
+  for name, config in runs(archs, epochs):
+    if overrides:
+      overrides(config)
+    done = root / name / "results.json"
+    results = (
+      json.loads(done.read_text())
+      if done.exists()
+      else train.train_and_evaluate(config, root / name)
+    )
+    rows.append((name, results))
+  write_report(root, rows)
+  return rows
+
+
+def write_report(root: Path, rows: list) -> None:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  lines = ["| run | recon loss | lambda | steps | test MSE | test BCE (nats/pixel) | weight norm |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
+  for name, r in rows:
+    c = r["config"]
+    lam = c["loss"]["weight_decay"] if c["loss"]["penalty"] != "none" else 0.0
+    lines.append(f"| {name} | {c['loss']['reconstruction']} | {lam:g} | {r['step']} | {r['test_mse']:.5f} | "
+                 f"{r['test_bce']:.4f} | {r['weight_norm']:.1f} |")  # fmt: skip
+  (root / "results.md").write_text("\n".join(lines) + "\n")
+
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  for kind in LAMBDAS:
+    pts = sorted(
+      (r["config"]["loss"]["weight_decay"], r)
+      for n, r in rows
+      if n.startswith(f"dense-{kind}-lambda")
+    )
+    if not pts:
+      continue
+    lam = [p[0] for p in pts]
+    axes[0].semilogx(lam, [p[1]["test_mse"] for p in pts], "o-", label=kind)
+    axes[1].semilogx(lam, [p[1]["weight_norm"] for p in pts], "o-", label=kind)
+  axes[0].set(
+    xlabel="lambda", ylabel="test reconstruction MSE", title="Test error vs lambda (dense AE)"
+  )
+  axes[1].set(xlabel="lambda", ylabel="||W|| (all weight matrices)", title="Weight norm vs lambda")
+  for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(root / "lambda.png", dpi=120)
+  plt.close(fig)
+
+  grids = [(n, plt.imread(root / n / "reconstructions.png")) for n, _ in rows if "lambda" not in n
+           and (root / n / "reconstructions.png").exists()]  # fmt: skip
+  if grids:
+    fig, axes = plt.subplots(len(grids), 1, figsize=(12, 1.6 * len(grids)))
+    for ax, (n, img) in zip(np.atleast_1d(axes), grids, strict=True):
+      ax.imshow(img)
+      ax.set_axis_off()
+      ax.set_title(f"{n}: top row test images, bottom row reconstructions", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(root / "variants.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,173 @@
+"""Regularized autoencoders on Fashion-MNIST: train, checkpoint, resume, evaluate on the test split."""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from genjax import losses
+from genjax.data import tfds as data
+from genjax.models import autoencoder
+from genjax.train import checkpoint, sharding
+from genjax.train import logging as tlog
+from genjax.train import state as tstate
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """J = recon(x, g(f(x~))) + lambda * Omega(W) + lambda_s ||z||_1 + lambda_c ||J_f(x~)||_F^2.
+
+  x~ is x, or its corruption when denoise != "none" (the target stays the clean x).
+  """
+
+  reconstruction: str = "bce"  # "bce" (with logits) or "mse" (on sigmoid(logits))
+  penalty: str = "none"  # "none", "l1", "l2" (1/2 ||W||^2), "frobenius" (||W||_F^2)
+  weight_decay: float = 0.0  # lambda
+  exclude_bias: bool = True
+  sparsity: float = 0.0  # lambda_s, L1 on the code z
+  contractive: float = 0.0  # lambda_c, squared Frobenius norm of the encoder Jacobian
+  denoise: str = "none"  # "none", "gaussian" or "masking"
+  noise_level: float = 0.0
+
+
+def loss_fn(model, x: jax.Array, key: jax.Array, *, cfg: LossConfig):
+  """Mean over the batch of the objective above; every term is returned for logging."""
+  x_in = (
+    x if cfg.denoise == "none" else losses.corrupt(key, x, kind=cfg.denoise, level=cfg.noise_level)
+  )
+  logits, aux = model(x_in)
+  terms = {"recon": losses.reconstruction(cfg.reconstruction, logits, x).mean()}
+  loss = terms["recon"]
+  if cfg.penalty != "none":
+    params = nnx.state(model, nnx.Param)
+    terms["penalty"] = losses.weight_penalty(
+      params, kind=cfg.penalty, exclude_bias=cfg.exclude_bias
+    )
+    loss = loss + cfg.weight_decay * terms["penalty"]
+  if cfg.sparsity:
+    terms["sparsity"] = losses.sparsity(aux["z"]).mean()
+    loss = loss + cfg.sparsity * terms["sparsity"]
+  if cfg.contractive:
+    terms["contractive"] = losses.contractive(model.encode, x_in).mean()
+    loss = loss + cfg.contractive * terms["contractive"]
+  return loss, dict(terms, loss=loss)
+
+
+def eval_metrics(model, x: jax.Array) -> dict:
+  """Per-example test metrics (sums over the batch, divided by N later)."""
+  logits, _ = model(x)
+  return {
+    "mse": losses.mse(jax.nn.sigmoid(logits), x).sum(),
+    "bce": losses.bce_with_logits(logits, x).sum(),
+  }
+
+
+def build(config: ml_collections.ConfigDict, mesh):
+  """Model, optimizer, initial state and the jitted step for `config`."""
+  model_cfg = autoencoder.AutoencoderConfig(**config.model.to_dict())
+  loss_cfg = LossConfig(**config.loss.to_dict())
+  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  tx = optax.adam(config.learning_rate)
+  graphdef, state = tstate.create(
+    lambda: autoencoder.make(model_cfg, rngs=nnx.Rngs(params=init_key)), tx, mesh
+  )
+  step = tstate.make_train_step(graphdef, tx, lambda m, x, k: loss_fn(m, x, k, cfg=loss_cfg))
+  return graphdef, state, step
+
+
+def _batches(dataset: data.ArrayDataset, mesh, *, seed: int, batch_size: int, on_device: bool):
+  """Returns get(step) -> the sharded batch of global step `step` (a pure function of seed, step)."""
+  n = len(dataset)
+  if on_device:
+    x_all = sharding.replicate(dataset.x, mesh)
+    take = jax.jit(lambda a, i: a[i], out_shardings=sharding.data_sharding(mesh))
+    return lambda s: take(x_all, data.batch_indices(seed, s, n, batch_size))
+  return lambda s: sharding.shard_batch(dataset.x[data.batch_indices(seed, s, n, batch_size)], mesh)
+
+
+def evaluate(graphdef, state, dataset: data.ArrayDataset, mesh, batch_size: int) -> dict:
+  fn = tstate.make_eval_fn(graphdef, eval_metrics)
+  totals = {"mse": 0.0, "bce": 0.0}
+  usable = len(dataset) - len(dataset) % mesh.size
+  for i in range(0, usable, batch_size):
+    x = dataset.x[i : min(i + batch_size, usable)]
+    out = jax.device_get(fn(state, sharding.shard_batch(x, mesh)))
+    totals = {k: totals[k] + float(out[k]) for k in totals}
+  results = {f"test_{k}": v / usable for k, v in totals.items()}
+  results["weight_norm"] = float(autoencoder.weight_norm(state.params))
+  return results
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains config.num_steps steps (resuming from workdir), then writes results.json and figures."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  # Setup: mesh and keys (one key per role, from the seed).
+  mesh = sharding.make_mesh(config.get("num_devices"))
+  sharding.check_batch_size(config.batch_size, mesh)
+  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+
+  # Data.
+  kw = {"manual_dir": config.data_dir} if config.get("data_dir") else {}
+  train_ds = data.get_dataset(config.dataset, config.train_split, **kw)
+  test_ds = data.get_dataset(config.dataset, config.test_split, **kw)
+  get_batch = _batches(train_ds, mesh, seed=config.seed, batch_size=config.batch_size,
+                       on_device=config.on_device)  # fmt: skip
+
+  # Model, and restore from the workdir if a checkpoint exists.
+  graphdef, state, train_step = build(config, mesh)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
+  state = ckpt.restore(state)
+  start = int(state.step)
+  writer = tlog.MetricWriter(workdir, start_step=start)
+
+  # Loop. Metrics of step s are read while step s+1 runs, so the host never stalls the device.
+  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
+             disable=not config.get("progress", True))  # fmt: skip
+  pending, t0, seen = None, time.perf_counter(), 0
+  for step in range(start, config.num_steps):
+    state, metrics = train_step(state, get_batch(step), train_key)
+    if pending is not None and _report(pending, writer, bar, config, t0, seen):
+      t0, seen = time.perf_counter(), 0
+    pending, seen = (step + 1, metrics), seen + config.batch_size
+    ckpt.maybe_save(step + 1, state)
+  if pending is not None:
+    _report(pending, writer, bar, config, t0, seen, force=True)
+  ckpt.maybe_save(int(state.step), state, force=True)
+  bar.close()
+
+  # Evaluate on the whole test split, write results and reconstructions.
+  results = evaluate(graphdef, state, test_ds, mesh, config.eval_batch_size)
+  results.update(step=int(state.step), config=config.to_dict())
+  writer.write_scalars(
+    int(state.step), {k: v for k, v in results.items() if k.startswith(("test", "weight"))}
+  )
+  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  x = test_ds.x[:16]
+  x_hat = tstate.make_eval_fn(graphdef, lambda m, v: jax.nn.sigmoid(m(v)[0]))(state, x)
+  tlog.save_image_grid(workdir / "reconstructions.png", np.concatenate([x, x_hat]), ncol=16)
+  writer.close()
+  ckpt.close()
+  return results
+
+
+def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
+  """Checks the finished step's metrics for NaN/Inf; logs every log_every steps. True if logged."""
+  step, metrics = pending
+  metrics = jax.device_get(metrics)
+  tstate.check_finite(metrics, step)
+  bar.update(1)
+  if not force and step % config.log_every:
+    return False
+  rate = seen / max(time.perf_counter() - t0, 1e-9)
+  writer.write_scalars(step, dict(metrics, images_per_s=rate))
+  bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.0f}")
+  return True

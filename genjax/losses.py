@@ -1,0 +1,153 @@
+"""Pure loss functions: reconstruction costs, weight penalties and autoencoder regularizers.
+
+Every function returns per-example (unreduced) values unless it is a penalty on parameters,
+takes its options as keywords, and checks shapes with a ValueError that names the problem.
+The training step reduces (means over the batch) and logs each term separately.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+PENALTIES = ("none", "l1", "l2", "frobenius")
+
+
+def _check_pair(name: str, x: jax.Array, y: jax.Array) -> None:
+  if x.shape != y.shape:
+    raise ValueError(f"{name}: shapes differ, {x.shape} (prediction) vs {y.shape} (target).")
+  if x.ndim < 2:
+    raise ValueError(f"{name}: expected a batch [B, ...] with ndim >= 2, got shape {x.shape}.")
+
+
+def _sum_per_example(v: jax.Array) -> jax.Array:
+  return v.reshape(v.shape[0], -1).sum(axis=1)
+
+
+def mse(x_hat: jax.Array, x: jax.Array, *, reduction: str = "mean") -> jax.Array:
+  """Squared error per example: (1/D) sum_d (x_hat_d - x_d)^2, or the sum with reduction="sum".
+
+  Args:
+    x_hat: reconstruction [B, ...].
+    x: target [B, ...], same shape.
+    reduction: "mean" over the D features of an example, or "sum" (the design's ||x - x_hat||^2).
+
+  Returns:
+    [B] per-example error.
+  """
+  _check_pair("mse", x_hat, x)
+  d = jnp.square(x_hat - x)
+  per = _sum_per_example(d)
+  return per / (d.size // d.shape[0]) if reduction == "mean" else per
+
+
+def bce_with_logits(logits: jax.Array, x: jax.Array, *, reduction: str = "mean") -> jax.Array:
+  """Binary cross-entropy per example from logits, for targets x in [0, 1].
+
+  l(x, x_hat) = -sum_d [x_d log sigmoid(l_d) + (1 - x_d) log(1 - sigmoid(l_d))]
+              = sum_d [softplus(l_d) - x_d l_d]           (stable for any logit)
+
+  Args:
+    logits: decoder outputs before the sigmoid, [B, ...].
+    x: targets in [0, 1] (pixel intensities), same shape.
+    reduction: "mean" over features or "sum" (nats per example).
+
+  Returns:
+    [B] per-example cross-entropy.
+  """
+  _check_pair("bce_with_logits", logits, x)
+  d = jax.nn.softplus(logits) - x * logits
+  per = _sum_per_example(d)
+  return per / (d.size // d.shape[0]) if reduction == "mean" else per
+
+
+def reconstruction(kind: str, out: jax.Array, x: jax.Array) -> jax.Array:
+  """Per-example reconstruction cost; `out` are decoder logits (sigmoid gives pixels)."""
+  if kind == "mse":
+    return mse(jax.nn.sigmoid(out), x)
+  if kind == "bce":
+    return bce_with_logits(out, x)
+  raise ValueError(f"reconstruction: unknown kind {kind!r}; expected 'mse' or 'bce'.")
+
+
+def _is_weight(path: tuple[Any, ...], leaf: jax.Array, exclude_bias: bool) -> bool:
+  if not exclude_bias:
+    return True
+  name = str(getattr(path[-1], "key", getattr(path[-1], "name", path[-1])))
+  return leaf.ndim > 1 and name not in ("bias", "b")
+
+
+def weight_penalty(params: Any, *, kind: str, exclude_bias: bool = True) -> jax.Array:
+  """Omega(W) summed over the weight matrices/kernels in a parameter pytree.
+
+  l1:        sum_i |W_i|
+  l2:        (1/2) sum_i W_i^2, weight decay as in the design's R(theta) = 1/2 (||W_e||^2 + ||W_d||^2);
+             its gradient is lambda * W.
+  frobenius: sum over matrices of ||W||_F^2, each conv kernel taken as the (kh*kw*c_in) x c_out
+             matrix it applies; its gradient is 2 * lambda * W.
+  Biases (and any 1-D leaf, e.g. norm scales) are left out unless exclude_bias=False.
+
+  Returns:
+    scalar penalty (multiply by lambda in the step).
+  """
+  if kind not in PENALTIES:
+    raise ValueError(f"weight_penalty: unknown kind {kind!r}; expected one of {PENALTIES}.")
+  if kind == "none":
+    return jnp.zeros(())
+  leaves = [
+    leaf
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+    if _is_weight(path, leaf, exclude_bias)
+  ]
+  if kind == "l1":
+    terms = [jnp.abs(w).sum() for w in leaves]
+  elif kind == "l2":
+    terms = [0.5 * jnp.square(w).sum() for w in leaves]
+  else:
+    terms = [jnp.square(jnp.linalg.norm(w.reshape(-1, w.shape[-1]), "fro")) for w in leaves]
+  return sum(terms, jnp.zeros(()))
+
+
+def sparsity(z: jax.Array) -> jax.Array:
+  """Sparse-autoencoder penalty per example: ||z||_1 = sum_j |z_j| over the code [B, ...]."""
+  if z.ndim < 2:
+    raise ValueError(f"sparsity: expected codes [B, ...], got shape {z.shape}.")
+  return _sum_per_example(jnp.abs(z))
+
+
+def contractive(encode: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+  """Contractive penalty per example: ||J_f(x)||_F^2 = sum_{j,d} (dz_j / dx_d)^2 (Rifai et al. 2011).
+
+  The Jacobian of the encoder is taken by automatic differentiation, one example at a time
+  (vmap of jacrev), so the batch dimension never mixes into the derivative. For a code of size
+  k this costs k backward passes, which is the exact quantity and cheap for small codes.
+
+  Args:
+    encode: maps one batch [B, ...] to codes [B, k]; called here on batches of one example.
+    x: inputs [B, ...].
+
+  Returns:
+    [B] squared Frobenius norms of the per-example Jacobians.
+  """
+  if x.ndim < 2:
+    raise ValueError(f"contractive: expected inputs [B, ...], got shape {x.shape}.")
+
+  def one(xi):
+    jac = jax.jacrev(lambda v: encode(v[None])[0])(xi)
+    return jnp.square(jac).sum()
+
+  return jax.vmap(one)(x)
+
+
+def corrupt(key: jax.Array, x: jax.Array, *, kind: str, level: float) -> jax.Array:
+  """Denoising-autoencoder corruption of inputs in [0, 1] (the target stays the clean x).
+
+  kind="gaussian": x + level * N(0, 1), clipped to [0, 1];
+  kind="masking": each pixel set to 0 with probability `level`.
+  """
+  if kind == "gaussian":
+    return jnp.clip(x + level * jax.random.normal(key, x.shape, x.dtype), 0.0, 1.0)
+  if kind == "masking":
+    return jnp.where(jax.random.bernoulli(key, level, x.shape), 0.0, x).astype(x.dtype)
+  raise ValueError(f"corrupt: unknown kind {kind!r}; expected 'gaussian' or 'masking'.")

@@ -1,0 +1,209 @@
+"""Conv-autoencoder training throughput: genjax against the same model in PyTorch, side by side.
+
+  python scripts/bench_autoencoder.py [--batch 128] [--seconds 20]
+
+One run measures, each in its own process (so thread pools and peak memory do not mix):
+  genjax          the library model (transposed convs computed as sub-pixel convs) + jitted step
+  genjax-naive    the same model with XLA's own lax.conv_transpose (what a direct port gives)
+  pytorch         the same architecture in torch.nn (ConvTranspose2d), eager, same weights
+A training step is forward + BCE-with-logits + backward + Adam, float32, on random [0, 1] images.
+Before timing, the PyTorch model is loaded with genjax's initial weights and the two forward passes
+are compared, so both sides compute the same function. Needs: pip install torch==2.13.0 (CPU).
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _timeit(step, seconds: float, batch: int) -> dict:
+  t0 = time.perf_counter()
+  step()  # first call: compilation (jax) or allocator warm-up (torch)
+  compile_s = time.perf_counter() - t0
+  for _ in range(3):
+    step()
+  n, t0 = 0, time.perf_counter()
+  while time.perf_counter() - t0 < seconds or n < 10:
+    step()
+    n += 1
+  dt = time.perf_counter() - t0
+  peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return {"images_per_s": n * batch / dt, "ms_per_step": 1e3 * dt / n, "first_step_s": compile_s,
+          "peak_rss_mb": peak_mb, "steps": n}  # fmt: skip
+
+
+def _genjax_model():
+  from flax import nnx
+
+  from genjax.models import autoencoder
+
+  cfg = autoencoder.AutoencoderConfig(kind="conv", hidden=(32, 64), latent_dim=32)
+  return autoencoder.make(cfg, rngs=nnx.Rngs(0))
+
+
+def run_jax(batch: int, seconds: float, naive: bool) -> dict:
+  import jax
+  import optax
+
+  from experiments.autoencoder import train as ae_train
+  from genjax import nn
+  from genjax.train import sharding
+  from genjax.train import state as tstate
+
+  if naive:  # XLA's transposed convolution: a conv over the zero-dilated input
+
+    def conv_transpose(x, w):
+      return jax.lax.conv_transpose(x, w.swapaxes(2, 3), (2, 2), ((2, 2), (2, 2)),
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)  # fmt: skip
+
+    nn.ConvTranspose2x.__call__ = lambda self, x: (
+      conv_transpose(x, self.kernel[...]) + self.bias[...]
+    )
+  model = _genjax_model()
+  tx = optax.adam(1e-3)
+  mesh = sharding.make_mesh(1)
+  graphdef, state = tstate.create(model, tx, mesh)
+  cfg = ae_train.LossConfig(reconstruction="bce")
+  train_step = tstate.make_train_step(
+    graphdef, tx, lambda m, x, k: ae_train.loss_fn(m, x, k, cfg=cfg)
+  )
+  x = jax.device_put(np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32))
+  key = jax.random.key(0)
+  box = [state]
+
+  def step():
+    box[0], metrics = train_step(box[0], x, key)
+    metrics["loss"].block_until_ready()
+
+  return _timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+
+
+def torch_model():
+  import torch
+  from torch import nn
+
+  class ConvAE(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 2, 1), nn.Conv2d(32, 64, 3, 2, 1)
+      self.to_z, self.from_z = nn.Linear(7 * 7 * 64, 32), nn.Linear(32, 7 * 7 * 64)
+      self.up1, self.up2 = nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ConvTranspose2d(32, 1, 4, 2, 1)
+
+    def forward(self, x):
+      h = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+      z = self.to_z(h.flatten(1))
+      h = torch.relu(self.from_z(z)).view(-1, 64, 7, 7)
+      return self.up2(torch.relu(self.up1(h)))
+
+  return ConvAE()
+
+
+def load_genjax_weights(tm, jm) -> None:
+  """Copies genjax (NHWC, HWIO) weights into the PyTorch (NCHW, OIHW) model."""
+  import torch
+
+  t = lambda a: torch.from_numpy(np.ascontiguousarray(np.asarray(a)))
+  with torch.no_grad():
+    for name in ("conv1", "conv2"):
+      getattr(tm, name).weight.copy_(t(getattr(jm, name).kernel[...].transpose(3, 2, 0, 1)))
+      getattr(tm, name).bias.copy_(t(getattr(jm, name).bias[...]))
+    k = np.asarray(jm.to_z.kernel[...]).reshape(7, 7, 64, 32).transpose(2, 0, 1, 3).reshape(-1, 32)
+    tm.to_z.weight.copy_(t(k.T))
+    tm.to_z.bias.copy_(t(jm.to_z.bias[...]))
+    k = (
+      np.asarray(jm.from_z.kernel[...]).reshape(32, 7, 7, 64).transpose(0, 3, 1, 2).reshape(32, -1)
+    )
+    tm.from_z.weight.copy_(t(k.T))
+    tm.from_z.bias.copy_(
+      t(np.asarray(jm.from_z.bias[...]).reshape(7, 7, 64).transpose(2, 0, 1).ravel())
+    )
+    for name in ("up1", "up2"):
+      getattr(tm, name).weight.copy_(t(getattr(jm, name).kernel[...].transpose(2, 3, 0, 1)))
+      getattr(tm, name).bias.copy_(t(getattr(jm, name).bias[...]))
+
+
+def run_torch(batch: int, seconds: float) -> dict:
+  import torch
+
+  torch.manual_seed(0)
+  tm, jm = torch_model(), _genjax_model()
+  load_genjax_weights(tm, jm)
+  x_np = np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32)
+  x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())
+  with torch.no_grad():
+    diff = np.abs(tm(x).numpy().transpose(0, 2, 3, 1) - np.asarray(jm(x_np)[0])).max()
+  opt = torch.optim.Adam(tm.parameters(), lr=1e-3)
+  loss_fn = torch.nn.BCEWithLogitsLoss()
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(tm(x), x)
+    loss.backward()
+    opt.step()
+    loss.item()
+
+  return _timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
+                                          "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def main():
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  p.add_argument("--batch", type=int, default=128)
+  p.add_argument("--seconds", type=float, default=20.0)
+  p.add_argument("--only", choices=["genjax", "genjax-naive", "pytorch"], help=argparse.SUPPRESS)
+  a = p.parse_args()
+  if a.only:
+    r = (
+      run_torch(a.batch, a.seconds)
+      if a.only == "pytorch"
+      else run_jax(a.batch, a.seconds, a.only == "genjax-naive")
+    )
+    print("RESULT " + json.dumps(r))
+    return
+  rows = {}
+  for name in ("genjax", "genjax-naive", "pytorch"):
+    cmd = [
+      sys.executable,
+      __file__,
+      "--only",
+      name,
+      "--batch",
+      str(a.batch),
+      "--seconds",
+      str(a.seconds),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
+    if out.returncode or not line:
+      print(f"{name}: failed\n{out.stderr[-3000:]}")
+      continue
+    rows[name] = json.loads(line[0][7:])
+  print(f"\nconv autoencoder training step, batch {a.batch}, float32")
+  print(f"{'':14s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
+  for name, r in rows.items():
+    print(
+      f"{name:14s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} {r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}"
+    )
+  if "pytorch" in rows:
+    print(f"pytorch threads: {rows['pytorch']['threads']}; max |torch - genjax| forward: "
+          f"{rows['pytorch']['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
+    for name in ("genjax", "genjax-naive"):
+      if name in rows:
+        print(
+          f"ratio {name} / pytorch: {rows[name]['images_per_s'] / rows['pytorch']['images_per_s']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+  main()

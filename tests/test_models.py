@@ -1,0 +1,97 @@
+"""Autoencoder shapes and input checks, and the sub-pixel transposed conv against a direct reference."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from genjax import nn
+from genjax.models import autoencoder
+
+
+def _conv_transpose_reference(x, w):
+  """Direct definition (PyTorch ConvTranspose2d, k=4, s=2, p=1): y[2i+k-1] += x[i] w[k], per axis."""
+  b, h, wd, _ = x.shape
+  y = np.zeros((b, 2 * h + 2, 2 * wd + 2, w.shape[-1]))  # one pixel of margin on each side
+  for i in range(h):
+    for j in range(wd):
+      for ky in range(4):
+        for kx in range(4):
+          y[:, 2 * i + ky, 2 * j + kx] += x[:, i, j] @ w[ky, kx]
+  return y[:, 1:-1, 1:-1]
+
+
+def test_conv_transpose_2x_matches_direct_definition():
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((2, 5, 4, 3))
+  w = rng.standard_normal((4, 4, 3, 2))
+  got = jax.jit(nn.conv_transpose_2x)(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32))
+  np.testing.assert_allclose(got, _conv_transpose_reference(x, w), rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose_2x_matches_lax_conv_transpose():
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((2, 7, 7, 4)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((4, 4, 4, 3)), jnp.float32)
+  # lax.conv_transpose with transpose_kernel=True is the gradient of a conv: PyTorch's semantics
+  # with the kernel's in/out axes swapped.
+  want = jax.jit(
+    jax.lax.conv_transpose,
+    static_argnums=(2, 3),
+    static_argnames=("dimension_numbers", "transpose_kernel"),
+  )(
+    x,
+    jnp.swapaxes(w, 2, 3),
+    (2, 2),
+    ((2, 2), (2, 2)),
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    transpose_kernel=True,
+  )
+  np.testing.assert_allclose(jax.jit(nn.conv_transpose_2x)(x, w), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_autoencoder_shapes(kind):
+  cfg = autoencoder.AutoencoderConfig(
+    kind=kind, hidden=(64, 32) if kind == "dense" else (8, 16), latent_dim=5
+  )
+  graphdef, state = nnx.split(nnx.eval_shape(lambda: autoencoder.make(cfg, rngs=nnx.Rngs(0))))
+  forward = jax.jit(lambda s, x: (lambda m: (m(x), m.decode(m.encode(x))))(nnx.merge(graphdef, s)))
+  (logits, aux), decoded = jax.eval_shape(forward, state, jnp.zeros((3, 28, 28, 1)))
+  chex.assert_shape(logits, (3, 28, 28, 1))
+  chex.assert_shape(aux["z"], (3, 5))
+  chex.assert_shape(decoded, (3, 28, 28, 1))
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize(
+  "x, match",
+  [
+    (np.zeros((3, 28, 28)), "shape"),
+    (np.zeros((3, 32, 32, 1)), "shape"),
+    (np.zeros((3, 28, 28, 1), np.uint8), "dtype"),
+    ([[0.0]], "expected an array"),
+  ],
+)
+def test_bad_inputs_raise_value_error(kind, x, match):
+  model = nnx.eval_shape(
+    lambda: autoencoder.make(
+      autoencoder.AutoencoderConfig(kind=kind, hidden=(8, 8)), rngs=nnx.Rngs(0)
+    )
+  )
+  with pytest.raises(ValueError, match=match):
+    model(jnp.asarray(x) if isinstance(x, np.ndarray) else x)
+
+
+def test_bad_configs_raise():
+  make = lambda **kw: nnx.eval_shape(
+    lambda: autoencoder.make(autoencoder.AutoencoderConfig(**kw), rngs=nnx.Rngs(0))
+  )
+  with pytest.raises(ValueError, match="divisible by 4"):
+    make(kind="conv", image_shape=(30, 30, 1))
+  with pytest.raises(ValueError, match="unknown autoencoder kind"):
+    make(kind="vae")
+  with pytest.raises(ValueError, match="unknown activation"):
+    make(activation="swishy")
