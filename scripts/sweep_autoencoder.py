@@ -1,6 +1,6 @@
 """Runs the whole autoencoder study on Fashion-MNIST and writes the table and figures.
 
-  python scripts/sweep_autoencoder.py --workdir runs/ae [--dense_epochs 10 --conv_epochs 5]
+  python scripts/sweep_autoencoder.py --workdir runs/ae [--dense_epochs 10 --conv_epochs 5 --conv_variants plain,l2]
 
 Writes <workdir>/results.md, lambda.png, variants.png and one workdir per run (resumable).
 """
@@ -18,6 +18,9 @@ flags.DEFINE_string("workdir", None, "Root folder of the study.", required=True)
 flags.DEFINE_integer("dense_epochs", 10, "Epochs per dense run.")
 flags.DEFINE_integer("conv_epochs", 5, "Epochs per conv run.")
 flags.DEFINE_list("archs", ["dense", "conv"], "Architectures of the variant runs.")
+flags.DEFINE_list(
+  "conv_variants", list(sweep.VARIANT_RUNS), "Variants trained with the conv model."
+)
 flags.DEFINE_boolean("smoke", False, "2 steps per run on generated data (checks the pipeline).")
 FLAGS = flags.FLAGS
 
@@ -30,7 +33,13 @@ def main(argv):
 
     smoke = lambda c: variants.apply(c, "smoke")
   epochs = None if FLAGS.smoke else {"dense": FLAGS.dense_epochs, "conv": FLAGS.conv_epochs}
-  rows = sweep.run_all(FLAGS.workdir, archs=tuple(FLAGS.archs), epochs=epochs, overrides=smoke)
+  rows = sweep.run_all(
+    FLAGS.workdir,
+    archs=tuple(FLAGS.archs),
+    epochs=epochs,
+    conv_variants=tuple(FLAGS.conv_variants),
+    overrides=smoke,
+  )
   print(Path(FLAGS.workdir, "results.md").read_text())
   print(f"{len(rows)} runs; figures in {FLAGS.workdir}")
 

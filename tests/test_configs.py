@@ -55,3 +55,18 @@ def test_every_variant_builds_a_valid_objective(variant):
 def test_unknown_variant_is_rejected():
   with pytest.raises(ValueError, match="unknown variant"):
     variants.apply(variants.base("dense"), "l2,bogus")
+
+
+def test_sweep_report_table_and_figures(tmp_path):
+  from experiments.autoencoder import sweep
+
+  rows = []
+  for i, lam in enumerate((1e-4, 1e-3)):
+    c = variants.apply(variants.base("dense"), "l2").to_dict()
+    c["loss"]["weight_decay"] = lam
+    rows.append((f"dense-l2-lambda{lam:g}", {"config": c, "step": 10, "test_mse": 0.02 + i * 0.01,
+                                             "test_bce": 0.3, "weight_norm": 50.0 - i}))  # fmt: skip
+  sweep.write_report(tmp_path, rows)
+  table = (tmp_path / "results.md").read_text().splitlines()
+  assert len(table) == 4 and "| dense-l2-lambda0.001 | bce | 0.001 | 10 | 0.03000 |" in table[3]
+  assert (tmp_path / "lambda.png").stat().st_size > 0

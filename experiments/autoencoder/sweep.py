@@ -21,10 +21,10 @@ LAMBDAS = {
 }
 
 
-def runs(archs=("dense", "conv"), epochs: dict | None = None):
+def runs(archs=("dense", "conv"), epochs: dict | None = None, conv_variants=VARIANT_RUNS):
   """Yields (name, config) for every run of the study."""
   for arch in archs:
-    for v in VARIANT_RUNS:
+    for v in VARIANT_RUNS if arch == "dense" else conv_variants:
       c = variants.apply(variants.base(arch), v)
       if epochs:
         c.num_steps = epochs[arch] * (60000 // c.batch_size)
@@ -39,11 +39,11 @@ def runs(archs=("dense", "conv"), epochs: dict | None = None):
 
 
 def run_all(
-  root: str, *, archs=("dense", "conv"), epochs: dict | None = None, overrides=None
+  root: str, *, archs=("dense", "conv"), epochs=None, conv_variants=VARIANT_RUNS, overrides=None
 ) -> list:
   root = Path(root)
   rows = []
-  for name, config in runs(archs, epochs):
+  for name, config in runs(archs, epochs, conv_variants):
     if overrides:
       overrides(config)
     done = root / name / "results.json"

@@ -160,13 +160,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
-  """Checks the finished step's metrics for NaN/Inf; logs every log_every steps. True if logged."""
+  """Checks the finished step for NaN/Inf and logs every log_every steps; True if it logged.
+
+  Only the total loss crosses to the host each step (a non-finite term makes it non-finite);
+  all terms are fetched on log steps, or to name the culprit when the total is NaN or Inf.
+  """
   step, metrics = pending
+  bar.update(1)
+  log = force or step % config.log_every == 0
+  if not log and np.isfinite(jax.device_get(metrics["loss"])):
+    return False
   metrics = jax.device_get(metrics)
   tstate.check_finite(metrics, step)
-  bar.update(1)
-  if not force and step % config.log_every:
-    return False
   rate = seen / max(time.perf_counter() - t0, 1e-9)
   writer.write_scalars(step, dict(metrics, images_per_s=rate))
   bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.0f}")

@@ -5,6 +5,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx, struct
 
@@ -90,7 +91,8 @@ def make_eval_fn(graphdef: nnx.GraphDef, fn: Callable[[nnx.Module, Any], Any]):
 
 def check_finite(metrics: dict, step: int) -> None:
   """Stops the run with a message naming the step and the loss term when a metric is NaN or Inf."""
-  bad = [k for k, v in metrics.items() if not jnp.isfinite(v)]
+  metrics = jax.device_get(metrics)
+  bad = [k for k, v in metrics.items() if not np.isfinite(v)]
   if bad:
     values = ", ".join(f"{k}={float(metrics[k])}" for k in bad)
     raise FloatingPointError(
