@@ -68,10 +68,9 @@ def run_jax(batch: int, seconds: float, naive: bool) -> dict:
     nn.ConvTranspose2x.__call__ = lambda self, x: (
       conv_transpose(x, self.kernel[...]) + self.bias[...]
     )
-  model = _genjax_model()
   tx = optax.adam(1e-3)
   mesh = sharding.make_mesh(1)
-  graphdef, state = tstate.create(model, tx, mesh)
+  graphdef, state = tstate.create(_genjax_model, tx, mesh)
   cfg = ae_train.LossConfig(reconstruction="bce")
   train_step = tstate.make_train_step(
     graphdef, tx, lambda m, x, k: ae_train.loss_fn(m, x, k, cfg=cfg)
