@@ -1,4 +1,4 @@
-"""The autoencoder study: every variant, dense and conv, plus a lambda sweep of each weight penalty.
+"""The autoencoder study: every variant, dense and conv, plus a lambda sweep of the L1 and L2 penalties.
 
 Each run is an ordinary train_and_evaluate workdir under <root>/ (so an interrupted sweep resumes
 run by run); at the end results.md (a table), lambda.png (test error and weight norm against
