@@ -9,6 +9,7 @@ Prepared data goes to `data_dir` (default: $GENJAX_TFDS_DIR, else TFDS' own ~/te
 """
 
 import dataclasses
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -126,10 +127,42 @@ def load(
   """
   data_dir = data_dir or os.environ.get("GENJAX_TFDS_DIR")
   manual = Path(manual_dir) if manual_dir else default_manual_dir(name)
-  tfds, builder = _prepare(name, data_dir, manual)
-  arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-  x = arrays["image"].astype(np.float32) / 255.0
-  return ArrayDataset(x=x, y=arrays["label"].astype(np.int32))
+  return _load_cached(name, split, data_dir, manual)
+
+
+def _array_cache(name: str, split: str, data_dir: str | None) -> Path | None:
+  if not data_dir:
+    return None
+  safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in split)
+  return Path(data_dir) / "genjax_arrays" / name / f"{safe}.npz"
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name: str, split: str, data_dir: str | None, manual: Path | None) -> ArrayDataset:
+  """One read per process (sweeps and seed loops reuse it); the arrays are made read-only.
+
+  With a TFDS data_dir, the prepared split is also kept as uint8 arrays in
+  <data_dir>/genjax_arrays/, so later processes skip importing TensorFlow (minutes on a small
+  machine). Delete that folder to re-read from TFDS.
+  """
+  cache = _array_cache(name, split, data_dir)
+  if cache is not None and cache.exists():
+    with np.load(cache) as f:
+      images, labels = f["image"], f["label"]
+  else:
+    tfds, builder = _prepare(name, data_dir, manual)
+    arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    images, labels = arrays["image"], arrays["label"]
+    if cache is not None:
+      cache.parent.mkdir(parents=True, exist_ok=True)
+      tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+      np.savez(tmp, image=images, label=labels)
+      os.replace(tmp, cache)  # atomic: a killed run never leaves half a cache
+  x = images.astype(np.float32) / 255.0
+  y = labels.astype(np.int32)
+  x.flags.writeable = False
+  y.flags.writeable = False
+  return ArrayDataset(x=x, y=y)
 
 
 def mock(n: int = 256, *, shape=(28, 28, 1), num_classes: int = 10, seed: int = 0) -> ArrayDataset:
