@@ -1,0 +1,197 @@
+"""Trains the autoencoder-regularized Fashion-MNIST classifier that the CAM methods explain."""
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from genjax import losses
+from genjax.data import tfds as data
+from genjax.models import classifier
+from genjax.train import checkpoint, sharding
+from genjax.train import logging as tlog
+from genjax.train import state as tstate
+
+
+def augment(key: jax.Array, x: jax.Array, shift: int = 2) -> jax.Array:
+  """Random horizontal flip and a random shift of up to `shift` pixels (zero fill), per example."""
+  k_flip, k_shift = jax.random.split(key)
+  flip = jax.random.bernoulli(k_flip, 0.5, (x.shape[0], 1, 1, 1))
+  x = jnp.where(flip, x[:, :, ::-1], x)
+  h, w = x.shape[1:3]
+  padded = jnp.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
+  offsets = jax.random.randint(k_shift, (x.shape[0], 2), 0, 2 * shift + 1)
+  crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
+  return jax.vmap(crop)(padded, offsets)
+
+
+def loss_fn(model, batch, key, *, lambda_rec: float, weight_decay: float, do_augment: bool):
+  """Mean over the batch of CE(logits, y) + lambda_rec * BCE(x_hat, x) + weight_decay * 1/2||W||^2."""
+  x, y = batch
+  if do_augment:
+    x = augment(key, x)
+  logits, aux = model(x)
+  terms = {"ce": optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()}
+  loss = terms["ce"]
+  if lambda_rec:
+    terms["rec"] = losses.bce_with_logits(aux["x_hat"], x).mean()
+    loss = loss + lambda_rec * terms["rec"]
+  if weight_decay:
+    terms["penalty"] = losses.weight_penalty(nnx.state(model, nnx.Param), kind="l2")
+    loss = loss + weight_decay * terms["penalty"]
+  terms["accuracy"] = classifier.accuracy(logits, y)
+  return loss, dict(terms, loss=loss)
+
+
+def build(config: ml_collections.ConfigDict, mesh):
+  """Model, optimizer, initial state and the jitted step for `config`."""
+  cfg = classifier.ClassifierConfig(**config.model.to_dict())
+  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  schedule = optax.warmup_cosine_decay_schedule(
+    0.0, config.learning_rate, config.warmup_steps, max(config.num_steps, config.warmup_steps + 1)
+  )
+  tx = optax.adam(schedule)
+  graphdef, state = tstate.create(
+    lambda: classifier.Classifier(cfg, rngs=nnx.Rngs(params=init_key)), tx, mesh
+  )
+  step = tstate.make_train_step(graphdef, tx, lambda m, b, k: loss_fn(
+    m, b, k, lambda_rec=config.lambda_rec, weight_decay=config.weight_decay,
+    do_augment=config.augment))  # fmt: skip
+  return graphdef, state, step
+
+
+def eval_metrics(model, batch) -> dict:
+  """Sums over the batch: correct predictions, cross-entropy, reconstruction BCE."""
+  x, y = batch
+  model.eval()
+  logits, aux = model(x)
+  out = {
+    "correct": jnp.sum(jnp.argmax(logits, -1) == y),
+    "ce": optax.softmax_cross_entropy_with_integer_labels(logits, y).sum(),
+  }
+  if aux["x_hat"] is not None:
+    out["rec_bce"] = losses.bce_with_logits(aux["x_hat"], x).sum() / np.prod(x.shape[1:])
+  return out
+
+
+def evaluate(graphdef, state, dataset: data.ArrayDataset, mesh, batch_size: int) -> dict:
+  """Accuracy, cross-entropy and per-pixel reconstruction BCE over the whole split."""
+  fn = tstate.make_eval_fn(graphdef, eval_metrics)
+  totals, n = {}, len(dataset)
+  for i in range(0, n, batch_size):
+    j = min(i + batch_size, n)
+    usable = j - (j - i) % mesh.size
+    if usable == i:
+      continue
+    batch = (dataset.x[i:usable], dataset.y[i:usable])
+    out = jax.device_get(fn(state, sharding.shard_batch(batch, mesh)))
+    totals = {k: totals.get(k, 0.0) + float(v) for k, v in out.items()}
+    totals["n"] = totals.get("n", 0) + usable - i
+  count = totals.pop("n")
+  results = {"test_accuracy": totals.pop("correct") / count, "test_examples": count}
+  results.update({f"test_{k}": v / count for k, v in totals.items()})
+  return results
+
+
+def _batches(dataset: data.ArrayDataset, mesh, *, seed: int, batch_size: int):
+  """get(step) -> the sharded (x, y) batch of global step `step`, gathered on the device."""
+  x_all = sharding.replicate(dataset.x, mesh)
+  y_all = sharding.replicate(dataset.y, mesh)
+  take = jax.jit(lambda a, b, i: (a[i], b[i]), out_shardings=sharding.data_sharding(mesh))
+  n = len(dataset)
+  return lambda s: take(x_all, y_all, data.batch_indices(seed, s, n, batch_size))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains config.num_steps steps (resuming from workdir), evaluates on the whole test split."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  # Setup.
+  mesh = sharding.make_mesh(config.get("num_devices"))
+  sharding.check_batch_size(config.batch_size, mesh)
+  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+
+  # Data.
+  kw = {"manual_dir": config.data_dir} if config.get("data_dir") else {}
+  train_ds = data.get_dataset(config.dataset, config.train_split, **kw)
+  test_ds = data.get_dataset(config.dataset, config.test_split, **kw)
+  get_batch = _batches(train_ds, mesh, seed=config.seed, batch_size=config.batch_size)
+
+  # Model, restored from the workdir when a checkpoint exists.
+  graphdef, state, train_step = build(config, mesh)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
+  state = ckpt.restore(state)
+  start = int(state.step)
+  writer = tlog.MetricWriter(workdir, start_step=start)
+
+  # Loop: metrics of step s are read while step s+1 runs.
+  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
+             disable=not config.get("progress", True))  # fmt: skip
+  pending, t0, seen = None, time.perf_counter(), 0
+  for step in range(start, config.num_steps):
+    state, metrics = train_step(state, get_batch(step), train_key)
+    if pending is not None and _report(pending, writer, bar, config, t0, seen):
+      t0, seen = time.perf_counter(), 0
+    pending, seen = (step + 1, metrics), seen + config.batch_size
+    ckpt.maybe_save(step + 1, state)
+  if pending is not None:
+    _report(pending, writer, bar, config, t0, seen, force=True)
+  ckpt.maybe_save(int(state.step), state, force=True)
+  bar.close()
+
+  # Evaluate on the whole test split; write results and reconstructions.
+  results = evaluate(graphdef, state, test_ds, mesh, config.eval_batch_size)
+  results.update(step=int(state.step), config=config.to_dict())
+  writer.write_scalars(int(state.step), {k: v for k, v in results.items() if k.startswith("test_")})
+  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  if config.lambda_rec:
+    recon = tstate.make_eval_fn(graphdef, _reconstruct)(state, test_ds.x[:16])
+    tlog.save_image_grid(workdir / "reconstructions.png", np.concatenate([test_ds.x[:16], recon]),
+                         ncol=16)  # fmt: skip
+  writer.close()
+  ckpt.close()
+  return results
+
+
+def _reconstruct(model, x):
+  model.eval()
+  return jax.nn.sigmoid(model(x)[1]["x_hat"])
+
+
+def restore(workdir: str | Path, mesh=None):
+  """(graphdef, state, config) of a finished run in `workdir` (for the explanation scripts)."""
+  workdir = Path(workdir)
+  config = ml_collections.ConfigDict(json.loads((workdir / "results.json").read_text())["config"])
+  config.model.image_shape = tuple(config.model.image_shape)
+  config.model.channels = tuple(config.model.channels)
+  mesh = mesh or sharding.make_mesh(1)
+  graphdef, state, _ = build(config, mesh)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}; train the model first.")
+  state = ckpt.restore(state)
+  ckpt.close()
+  return graphdef, state, config
+
+
+def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
+  """NaN/Inf check on the finished step's total loss; all terms logged every log_every steps."""
+  step, metrics = pending
+  bar.update(1)
+  if not (force or step % config.log_every == 0) and np.isfinite(jax.device_get(metrics["loss"])):
+    return False
+  metrics = jax.device_get(metrics)
+  tstate.check_finite(metrics, step)
+  rate = seen / max(time.perf_counter() - t0, 1e-9)
+  writer.write_scalars(step, dict(metrics, images_per_s=rate))
+  bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", acc=f"{float(metrics['accuracy']):.3f}",
+                  img_s=f"{rate:.0f}")  # fmt: skip
+  return True
