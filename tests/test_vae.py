@@ -73,7 +73,8 @@ def test_gradients_through_the_sampler_match_finite_differences(key):
     return jnp.mean(jnp.sin(z) * jnp.array([1.0, 2.0, -1.0]) + 0.5 * z**2)
 
   theta = jnp.array([0.3, -0.7, 1.1, -0.4, 0.2, -1.5])
-  grad = np.asarray(jax.grad(f)(theta))
+  grad = np.asarray(jax.jit(jax.grad(f))(theta))
+  f = jax.jit(f)
   h = 1e-2
   fd = np.array([(f(theta.at[i].add(h)) - f(theta.at[i].add(-h))) / (2 * h) for i in range(6)])
   np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-3)
@@ -130,7 +131,7 @@ def test_model_shapes(kind, pixels, key):
                       likelihood=pixels.split("_")[0], learn_x_sigma=pixels.endswith("learned"))  # fmt: skip
   model = vae.make(cfg, rngs=nnx.Rngs(0))
   x = data.mock(6).x
-  out, aux = model(x, key)
+  out, aux = nnx.jit(lambda m, x, k: m(x, k))(model, x, key)
   chex.assert_shape(out, (6, 28, 28, 1))
   chex.assert_shape([aux["mu"], aux["logvar"], aux["z"]], (6, 3))
   chex.assert_shape(model.log_likelihood(out, x), (6,))
@@ -192,7 +193,8 @@ def test_iwae_chunked_scan_equals_a_direct_log_mean_exp(key):
   model = _tiny_vae()
   x = (data.mock(3).x > 0.5).astype(np.float32)
   k, chunk = 20, 5
-  bound = likelihood.model_iwae_bound(model, key, x, k=k, chunk=chunk)
+  iwae = nnx.jit(likelihood.model_iwae_bound, static_argnames=("k", "chunk"))
+  bound = iwae(model, key, x, k=k, chunk=chunk)
   mu, logvar = (np.asarray(v, np.float64) for v in model.encode(x))
   for b, key_b in enumerate(jax.random.split(key, 3)):
     eps = np.concatenate([np.asarray(jax.random.normal(jax.random.fold_in(key_b, c), (chunk, 4)))
