@@ -151,3 +151,130 @@ def corrupt(key: jax.Array, x: jax.Array, *, kind: str, level: float) -> jax.Arr
   if kind == "masking":
     return jnp.where(jax.random.bernoulli(key, level, x.shape), 0.0, x).astype(x.dtype)
   raise ValueError(f"corrupt: unknown kind {kind!r}; expected 'gaussian' or 'masking'.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Variational autoencoders: log-likelihoods of the decoder, the Gaussian KL and the negative ELBO
+# (Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014; beta as in Higgins et al.,
+# "beta-VAE", ICLR 2017). Everything is in nats, summed over pixels / latent dims, per example.
+# ----------------------------------------------------------------------------------------------
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+_LOG_2PI = 1.8378770664093453  # log(2 pi)
+
+
+def _check_stats(name: str, mu: jax.Array, logvar: jax.Array) -> None:
+  if mu.shape != logvar.shape:
+    raise ValueError(f"{name}: mu {mu.shape} and logvar {logvar.shape} must have the same shape.")
+  if mu.ndim < 1:
+    raise ValueError(f"{name}: expected [..., D] statistics, got a scalar.")
+
+
+def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array) -> jax.Array:
+  """log p(x | z) = sum_d [x_d log sigmoid(l_d) + (1 - x_d) log(1 - sigmoid(l_d))] per example.
+
+  x in {0, 1} makes it a probability (binarized pixels); x in [0, 1] gives the negative binary
+  cross-entropy, which is not a normalized density of grey pixels.
+
+  Args:
+    logits: decoder logits [B, ...]; x: targets, same shape.
+
+  Returns:
+    [B] log-likelihoods in nats (<= 0).
+  """
+  _check_pair("bernoulli_log_likelihood", logits, x)
+  return -bce_with_logits(logits, x, reduction="sum")
+
+
+def gaussian_log_likelihood(
+  mean: jax.Array, x: jax.Array, *, logvar: jax.Array | float
+) -> jax.Array:
+  """log N(x; mean, diag exp(logvar)) = -1/2 sum_d [log 2 pi + logvar_d + (x_d - mean_d)^2 / exp(logvar_d)].
+
+  Args:
+    mean: decoder means [B, ...]; x: targets, same shape.
+    logvar: log variance, a scalar or an array broadcastable to x (e.g. one value per pixel).
+
+  Returns:
+    [B] log-densities in nats (a density: it may be positive).
+  """
+  _check_pair("gaussian_log_likelihood", mean, x)
+  logvar = jnp.broadcast_to(jnp.asarray(logvar, x.dtype), x.shape)
+  d = _LOG_2PI + logvar + jnp.square(x - mean) * jnp.exp(-logvar)
+  return -0.5 * _sum_per_example(d)
+
+
+def log_likelihood(kind: str, out: jax.Array, x: jax.Array, *, x_logvar=None) -> jax.Array:
+  """log p(x | z) per example from decoder outputs `out` (Bernoulli logits or Gaussian means)."""
+  if kind == "bernoulli":
+    return bernoulli_log_likelihood(out, x)
+  if kind == "gaussian":
+    if x_logvar is None:
+      raise ValueError("log_likelihood: the Gaussian decoder needs x_logvar.")
+    return gaussian_log_likelihood(out, x, logvar=x_logvar)
+  raise ValueError(f"log_likelihood: unknown kind {kind!r}; expected one of {LIKELIHOODS}.")
+
+
+def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
+  """KL(N(mu, diag exp(logvar)) || N(0, I)) = 1/2 sum_j [mu_j^2 + exp(logvar_j) - 1 - logvar_j].
+
+  Closed form (Kingma & Welling 2014, appendix B), summed over the last axis.
+
+  Args:
+    mu, logvar: [..., D] posterior means and log variances.
+
+  Returns:
+    [...] KL in nats, >= 0, and 0 exactly at mu = 0, logvar = 0.
+  """
+  _check_stats("gaussian_kl", mu, logvar)
+  return 0.5 * jnp.sum(jnp.square(mu) + jnp.exp(logvar) - 1.0 - logvar, axis=-1)
+
+
+def diag_gaussian_log_density(z: jax.Array, mu: jax.Array, logvar: jax.Array) -> jax.Array:
+  """log N(z; mu, diag exp(logvar)) summed over the last axis; [..., D] -> [...] (broadcasting)."""
+  _check_stats("diag_gaussian_log_density", jnp.broadcast_to(mu, z.shape),
+               jnp.broadcast_to(logvar, z.shape))  # fmt: skip
+  return -0.5 * jnp.sum(_LOG_2PI + logvar + jnp.square(z - mu) * jnp.exp(-logvar), axis=-1)
+
+
+def negative_elbo(
+  out: jax.Array,
+  x: jax.Array,
+  mu: jax.Array,
+  logvar: jax.Array,
+  *,
+  likelihood: str = "bernoulli",
+  beta: float | jax.Array = 1.0,
+  x_logvar=None,
+) -> tuple[jax.Array, dict]:
+  """Per-example negative ELBO with a weight beta on the KL (beta = 1: the true bound).
+
+    -ELBO_beta(x) = -log p(x | z) + beta * KL(q(z | x) || N(0, I)),   z = mu + sigma * eps
+
+  The reconstruction term is one Monte Carlo sample of -E_q[log p(x | z)], summed over pixels;
+  the KL is in closed form, summed over latent dims. Kingma & Welling 2014, eq. 10; beta from
+  Higgins et al. 2017.
+
+  Args:
+    out: decoder output for the sampled z, [B, H, W, C] (logits or Gaussian means).
+    x: targets [B, H, W, C].
+    mu, logvar: [B, D] statistics of q(z | x).
+    likelihood: "bernoulli" or "gaussian".
+    beta: weight of the KL term (a scalar; may be a traced value, e.g. during warm-up).
+    x_logvar: Gaussian decoder log variance (scalar or broadcastable to x).
+
+  Returns:
+    (loss [B], {"recon": [B] = -log p(x | z), "kl": [B]}), all in nats.
+  """
+  if mu.ndim != 2 or mu.shape[0] != x.shape[0]:
+    raise ValueError(f"negative_elbo: mu must be [B, D] with B = {x.shape[0]}, got {mu.shape}.")
+  recon = -log_likelihood(likelihood, out, x, x_logvar=x_logvar)
+  kl = gaussian_kl(mu, logvar)
+  return recon + beta * kl, {"recon": recon, "kl": kl}
+
+
+def beta_schedule(step, *, beta: float, warmup_steps: int = 0):
+  """Linear KL warm-up: beta * min(1, step / warmup_steps) (Bowman et al. 2016); beta if no warm-up."""
+  if warmup_steps <= 0:
+    return beta * jnp.ones_like(jnp.asarray(step, jnp.float32))
+  return beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / warmup_steps)

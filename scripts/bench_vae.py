@@ -1,0 +1,207 @@
+"""VAE training throughput: genjax against the same model in PyTorch, side by side in one run.
+
+  python scripts/bench_vae.py [--model dense,conv] [--batch 128] [--seconds 20]
+
+Each implementation runs in its own process (thread pools and peak memory do not mix). A training
+step is: dynamic binarization x_b ~ Bernoulli(x), encoder -> (mu, logvar), z = mu + sigma * eps,
+decoder logits, -ELBO = Bernoulli NLL summed over pixels + closed-form KL, batch mean, backward,
+Adam; float32 on random [0, 1] images. The PyTorch model is loaded with genjax's initial weights and
+both decoders are run on the same eps first, so both sides compute the same function.
+Needs: pip install torch==2.13.0 (CPU).
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+LATENT = 20
+
+
+def _timeit(step, seconds: float, batch: int) -> dict:
+  t0 = time.perf_counter()
+  step()  # first call: compilation (jax) or allocator warm-up (torch)
+  compile_s = time.perf_counter() - t0
+  for _ in range(3):
+    step()
+  n, t0 = 0, time.perf_counter()
+  while time.perf_counter() - t0 < seconds or n < 10:
+    step()
+    n += 1
+  dt = time.perf_counter() - t0
+  peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return {"images_per_s": n * batch / dt, "ms_per_step": 1e3 * dt / n, "first_step_s": compile_s,
+          "peak_rss_mb": peak_mb, "steps": n}  # fmt: skip
+
+
+def _genjax_model(kind: str):
+  from flax import nnx
+
+  from genjax.models import vae
+
+  hidden = (512,) if kind == "dense" else (32, 64)
+  return vae.make(vae.VAEConfig(kind=kind, hidden=hidden, latent_dim=LATENT), rngs=nnx.Rngs(0))
+
+
+def _images(batch: int) -> np.ndarray:
+  return np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32)
+
+
+def run_jax(kind: str, batch: int, seconds: float) -> dict:
+  import jax
+  import optax
+
+  from experiments.vae import train as vae_train
+  from genjax.train import sharding
+  from genjax.train import state as tstate
+
+  tx = optax.adam(1e-3)
+  graphdef, state = tstate.create(lambda: _genjax_model(kind), tx, sharding.make_mesh(1))
+  step_fn = tstate.make_train_step(
+    graphdef, tx, lambda m, b, k: vae_train.loss_fn(m, b, k, binarize=True)
+  )
+  batch_ = {"x": jax.device_put(_images(batch)), "beta": np.float32(1.0)}
+  key, box = jax.random.key(0), [state]
+
+  def step():
+    box[0], metrics = step_fn(box[0], batch_, key)
+    metrics["loss"].block_until_ready()
+
+  return _timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+
+
+def torch_model(kind: str):
+  import torch
+  from torch import nn
+
+  class VAE(nn.Module):
+    def __init__(self):
+      super().__init__()
+      if kind == "dense":
+        self.enc, self.to_stats = nn.Linear(784, 512), nn.Linear(512, 2 * LATENT)
+        self.dec1, self.dec2 = nn.Linear(LATENT, 512), nn.Linear(512, 784)
+      else:
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 2, 1), nn.Conv2d(32, 64, 3, 2, 1)
+        self.to_stats, self.from_z = nn.Linear(7 * 7 * 64, 2 * LATENT), nn.Linear(LATENT, 3136)
+        self.up1, self.up2 = nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ConvTranspose2d(32, 1, 4, 2, 1)
+
+    def encode(self, x):  # x [B, 1, 28, 28]
+      if kind == "dense":
+        h = torch.relu(self.enc(x.flatten(1)))
+      else:
+        h = torch.relu(self.conv2(torch.relu(self.conv1(x)))).flatten(1)
+      return self.to_stats(h).chunk(2, dim=1)
+
+    def decode(self, z):
+      if kind == "dense":
+        return self.dec2(torch.relu(self.dec1(z))).view(-1, 1, 28, 28)
+      h = torch.relu(self.from_z(z)).view(-1, 64, 7, 7)
+      return self.up2(torch.relu(self.up1(h)))
+
+  return VAE()
+
+
+def load_genjax_weights(kind: str, tm, jm) -> None:
+  """Copies genjax (NHWC, HWIO, [in, out]) weights into the PyTorch (NCHW, OIHW, [out, in]) model."""
+  import torch
+
+  t = lambda a: torch.from_numpy(np.ascontiguousarray(np.asarray(a)))
+  lin = lambda dst, src: (dst.weight.copy_(t(np.asarray(src.kernel[...]).T)), dst.bias.copy_(t(src.bias[...])))  # fmt: skip
+  with torch.no_grad():
+    if kind == "dense":
+      lin(tm.enc, jm.enc[0]), lin(tm.to_stats, jm.to_stats)
+      lin(tm.dec1, jm.dec[0]), lin(tm.dec2, jm.dec[1])
+      return
+    for name in ("conv1", "conv2"):
+      getattr(tm, name).weight.copy_(t(getattr(jm, name).kernel[...].transpose(3, 2, 0, 1)))
+      getattr(tm, name).bias.copy_(t(getattr(jm, name).bias[...]))
+    k = np.asarray(jm.to_stats.kernel[...]).reshape(7, 7, 64, -1).transpose(2, 0, 1, 3)
+    tm.to_stats.weight.copy_(t(k.reshape(3136, -1).T))
+    tm.to_stats.bias.copy_(t(jm.to_stats.bias[...]))
+    k = np.asarray(jm.from_z.kernel[...]).reshape(LATENT, 7, 7, 64).transpose(0, 3, 1, 2)
+    tm.from_z.weight.copy_(t(k.reshape(LATENT, -1).T))
+    tm.from_z.bias.copy_(t(np.asarray(jm.from_z.bias[...]).reshape(7, 7, 64).transpose(2, 0, 1).ravel()))  # fmt: skip
+    for name in ("up1", "up2"):
+      getattr(tm, name).weight.copy_(t(getattr(jm, name).kernel[...].transpose(2, 3, 0, 1)))
+      getattr(tm, name).bias.copy_(t(getattr(jm, name).bias[...]))
+
+
+def run_torch(kind: str, batch: int, seconds: float) -> dict:
+  import torch
+  import torch.nn.functional as F
+
+  torch.manual_seed(0)
+  tm, jm = torch_model(kind), _genjax_model(kind)
+  load_genjax_weights(kind, tm, jm)
+  x_np = _images(batch)
+  x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())
+  eps = np.random.default_rng(1).standard_normal((batch, LATENT)).astype(np.float32)
+  with torch.no_grad():
+    mu, logvar = tm.encode(x)
+    t_out = tm.decode(mu + torch.exp(0.5 * logvar) * torch.from_numpy(eps))
+  j_mu, j_logvar = jm.encode(x_np)
+  j_out = jm.decode(j_mu + np.exp(0.5 * np.asarray(j_logvar)) * eps)
+  diff = np.abs(t_out.numpy().transpose(0, 2, 3, 1) - np.asarray(j_out)).max()
+  opt = torch.optim.Adam(tm.parameters(), lr=1e-3)
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    xb = torch.bernoulli(x)
+    mu, logvar = tm.encode(xb)
+    logits = tm.decode(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
+    recon = F.binary_cross_entropy_with_logits(logits, xb, reduction="none").sum((1, 2, 3))
+    kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1)
+    loss = (recon + kl).mean()
+    loss.backward()
+    opt.step()
+    loss.item()
+
+  return _timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
+                                          "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+  p.add_argument("--model", default="dense,conv")
+  p.add_argument("--batch", type=int, default=128)
+  p.add_argument("--seconds", type=float, default=20.0)
+  p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
+  a = p.parse_args()
+  if a.only:
+    run = run_torch if a.only == "pytorch" else run_jax
+    print("RESULT " + json.dumps(run(a.model, a.batch, a.seconds)))
+    return
+  for kind in a.model.split(","):
+    rows = {}
+    for name in ("genjax", "pytorch"):
+      cmd = [sys.executable, __file__, "--only", name, "--model", kind, "--batch", str(a.batch),
+             "--seconds", str(a.seconds)]  # fmt: skip
+      out = subprocess.run(cmd, capture_output=True, text=True)
+      line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
+      if out.returncode or not line:
+        print(f"{kind} {name}: failed\n{out.stderr[-3000:]}")
+        continue
+      rows[name] = json.loads(line[0][7:])
+    print(f"\n{kind} VAE training step, batch {a.batch}, float32")
+    print(f"{'':10s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
+    for name, r in rows.items():
+      print(f"{name:10s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
+            f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
+    if len(rows) == 2:
+      t = rows["pytorch"]
+      print(f"pytorch threads: {t['threads']}; max |torch - genjax| decoder logits: "
+            f"{t['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
+      print(
+        f"ratio genjax / pytorch ({kind}): {rows['genjax']['images_per_s'] / t['images_per_s']:.2f}x"
+      )
+
+
+if __name__ == "__main__":
+  main()
