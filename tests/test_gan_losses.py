@@ -93,9 +93,8 @@ def _critic(w):
 
 def _explicit_norms(critic, x):
   """||grad_x D(x_i)|| one example at a time (a batch of one per call)."""
-  return np.array(
-    [np.linalg.norm(np.asarray(jax.grad(lambda v: critic(v[None])[0])(xi))) for xi in x]
-  )
+  one = jax.jit(jax.grad(lambda v: critic(v[None])[0]))
+  return np.array([np.linalg.norm(np.asarray(one(xi))) for xi in x])
 
 
 def test_gradient_penalty_against_per_example_gradient(key):
