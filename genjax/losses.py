@@ -278,3 +278,150 @@ def beta_schedule(step, *, beta: float, warmup_steps: int = 0):
   if warmup_steps <= 0:
     return beta * jnp.ones_like(jnp.asarray(step, jnp.float32))
   return beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / warmup_steps)
+# ---------------------------------------------------------------------------------------------
+# GAN losses and critic penalties.
+#
+# D outputs a logit l (D(x) = sigmoid(l) for the minimax family, a real-valued critic score for
+# hinge and Wasserstein). Written in logits, the log-probabilities are softplus terms:
+#   -log D(x) = -log sigmoid(l) = softplus(-l),   -log(1 - D(x)) = -log sigmoid(-l) = softplus(l),
+# which are finite and exact for any logit (no log of a rounded-off 0).
+# ---------------------------------------------------------------------------------------------
+
+GAN_D_KINDS = ("minimax", "hinge", "wasserstein")
+GAN_G_KINDS = ("saturating", "non_saturating", "hinge", "wasserstein")
+
+
+def _check_logits(name: str, **logits: jax.Array) -> None:
+  for arg, v in logits.items():
+    if not hasattr(v, "ndim") or v.ndim != 1:
+      raise ValueError(f"{name}: {arg} must be per-example logits [B], got shape {v.shape}.")
+  shapes = {arg: v.shape for arg, v in logits.items()}
+  if len(set(shapes.values())) > 1:
+    raise ValueError(f"{name}: logits shapes differ, {shapes}.")
+
+
+def gan_d_loss(real_logits: jax.Array, fake_logits: jax.Array, *, kind: str) -> jax.Array:
+  """Discriminator (critic) loss per example pair, to be minimized by D.
+
+  minimax     L_D = -log D(x) - log(1 - D(G(z))) = softplus(-l_real) + softplus(l_fake)
+              (Goodfellow et al. 2014, "Generative Adversarial Nets", eq. 1, negated).
+  hinge       L_D = max(0, 1 - l_real) + max(0, 1 + l_fake)
+              (Lim & Ye 2017, "Geometric GAN"; Miyato et al. 2018, SN-GAN).
+  wasserstein L_D = l_fake - l_real, the negated Kantorovich-Rubinstein dual estimate
+              (Arjovsky et al. 2017, "Wasserstein GAN"); needs a Lipschitz constraint such as
+              gradient_penalty.
+
+  Args:
+    real_logits: D's outputs on real data [B].
+    fake_logits: D's outputs on generated data [B].
+    kind: "minimax", "hinge" or "wasserstein".
+
+  Returns:
+    [B] per-example losses (the step takes the mean).
+  """
+  _check_logits("gan_d_loss", real_logits=real_logits, fake_logits=fake_logits)
+  if kind == "minimax":
+    return jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits)
+  if kind == "hinge":
+    return jax.nn.relu(1.0 - real_logits) + jax.nn.relu(1.0 + fake_logits)
+  if kind == "wasserstein":
+    return fake_logits - real_logits
+  raise ValueError(f"gan_d_loss: unknown kind {kind!r}; expected one of {GAN_D_KINDS}.")
+
+
+def gan_g_loss(fake_logits: jax.Array, *, kind: str) -> jax.Array:
+  """Generator loss per example, to be minimized by G.
+
+  saturating      L_G = log(1 - D(G(z))) = -softplus(l): the original min-max objective
+                  (Goodfellow et al. 2014). dL/dl = -sigmoid(l) -> 0 when D confidently rejects
+                  the fakes (l -> -inf), so G learns nothing early in training.
+  non_saturating  L_G = -log D(G(z)) = softplus(-l) (Goodfellow et al. 2014, sec. 3): same fixed
+                  point, dL/dl = -(1 - sigmoid(l)) -> -1 where the saturating form vanishes.
+  hinge           L_G = -l (Lim & Ye 2017; Miyato et al. 2018).
+  wasserstein     L_G = -l (Arjovsky et al. 2017).
+
+  Args:
+    fake_logits: D's outputs on generated data [B].
+    kind: "saturating", "non_saturating", "hinge" or "wasserstein".
+
+  Returns:
+    [B] per-example losses.
+  """
+  _check_logits("gan_g_loss", fake_logits=fake_logits)
+  if kind == "saturating":
+    return -jax.nn.softplus(fake_logits)
+  if kind == "non_saturating":
+    return jax.nn.softplus(-fake_logits)
+  if kind in ("hinge", "wasserstein"):
+    return -fake_logits
+  raise ValueError(f"gan_g_loss: unknown kind {kind!r}; expected one of {GAN_G_KINDS}.")
+
+
+def _critic_input_grad(critic: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+  """grad_x critic(x) for every example at once, [B, ...].
+
+  The examples of a batch are independent (no batch statistics in the critic), so
+  d(sum_b critic(x)_b)/dx_i = d critic(x)_i / dx_i: one backward pass of the summed output gives
+  every per-example input gradient. A critic that mixes examples (batch norm in training mode)
+  would break this; the penalties are meant for critics without it.
+  """
+
+  def total(v):
+    out = critic(v)
+    if out.shape != (x.shape[0],):
+      raise ValueError(f"critic must map [B, ...] to logits [B]; got {out.shape} for {x.shape}.")
+    return out.sum()
+
+  return jax.grad(total)(x)
+
+
+def gradient_penalty(
+  critic: Callable[[jax.Array], jax.Array],
+  x_real: jax.Array,
+  x_fake: jax.Array,
+  key: jax.Array,
+  *,
+  target: float = 1.0,
+  eps: float = 1e-12,
+) -> jax.Array:
+  """WGAN-GP penalty per example: (||grad_x D(x_hat)||_2 - target)^2 (Gulrajani et al. 2017).
+
+  x_hat = a x_real + (1 - a) x_fake with one a ~ U(0, 1) per example. The norm is
+  sqrt(sum g^2 + eps): its derivative g / ||g|| is undefined at g = 0, and the eps keeps the
+  penalty's gradient finite there (a critic that is flat at x_hat, e.g. at initialization).
+  x_fake should already be under stop_gradient when only the critic is trained.
+
+  Args:
+    critic: x [B, ...] -> logits [B], examples independent (see _critic_input_grad).
+    x_real, x_fake: [B, ...], same shape.
+    key: PRNG key for the interpolation weights.
+    target: the norm the penalty pulls toward (1 for a 1-Lipschitz critic).
+    eps: added under the square root.
+
+  Returns:
+    [B] per-example penalties (the step multiplies the mean by lambda, 10 in the paper).
+  """
+  _check_pair("gradient_penalty", x_fake, x_real)
+  a = jax.random.uniform(key, (x_real.shape[0],) + (1,) * (x_real.ndim - 1), x_real.dtype)
+  x_hat = a * x_real + (1.0 - a) * x_fake
+  g = _critic_input_grad(critic, x_hat)
+  norm = jnp.sqrt(_sum_per_example(jnp.square(g)) + eps)
+  return jnp.square(norm - target)
+
+
+def r1_penalty(critic: Callable[[jax.Array], jax.Array], x_real: jax.Array) -> jax.Array:
+  """R1 penalty per example: ||grad_x D(x)||_2^2 on real data (Mescheder et al. 2018).
+
+  The regularized D loss is L_D + (gamma / 2) * mean(R1); the gradient is taken of the logit D
+  outputs (not of sigmoid(D)), as in the paper.
+
+  Args:
+    critic: x [B, ...] -> logits [B], examples independent (see _critic_input_grad).
+    x_real: [B, ...] real data.
+
+  Returns:
+    [B] squared gradient norms.
+  """
+  if x_real.ndim < 2:
+    raise ValueError(f"r1_penalty: expected inputs [B, ...], got shape {x_real.shape}.")
+  return _sum_per_example(jnp.square(_critic_input_grad(critic, x_real)))

@@ -1,0 +1,1 @@
+"""Evaluation of generative models: sample quality on our own frozen classifier, likelihoods."""

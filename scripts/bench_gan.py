@@ -1,0 +1,188 @@
+"""GAN training throughput (one D step + one G step): genjax against the same models in PyTorch.
+
+  python scripts/bench_gan.py [--batch 64] [--seconds 20]
+
+Each framework runs in its own process. One training step is the non-saturating DCGAN update of
+experiments/gan: a discriminator step (G forward under no-grad, D forward + backward on real and
+fake, Adam) then a generator step (G and D forward, backward into G, Adam), float32, on random
+[0, 1] images. The PyTorch pair is loaded with genjax's initial weights and both forward passes
+are compared first, so both sides compute the same function. Needs: pip install torch==2.13.0.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.bench_autoencoder import _timeit  # noqa: E402
+
+WIDTHS = dict(image_shape=(28, 28, 1), latent_dim=64, g_widths=(64, 32), d_widths=(32, 64))
+
+
+def _genjax_models():
+  from flax import nnx
+
+  from genjax.models import gan
+
+  cfg = gan.GANConfig(**WIDTHS)
+  return gan.Generator(cfg, rngs=nnx.Rngs(0)), gan.Discriminator(cfg, rngs=nnx.Rngs(1))
+
+
+def run_jax(batch: int, seconds: float) -> dict:
+  import jax
+  import ml_collections
+
+  from experiments.gan import train as gan_train
+  from experiments.gan.configs import dcgan
+  from genjax.models import gan
+  from genjax.train import sharding
+
+  config = dcgan.get_config("ns")
+  config.model = ml_collections.ConfigDict(WIDTHS)
+  g_tx, d_tx = gan_train.optimizers(config)
+  g_def, d_def, state = gan_train.create(
+    gan.GANConfig(**WIDTHS), g_tx, d_tx, jax.random.key(0), sharding.make_mesh(1)
+  )
+  step_fn = gan_train.make_train_step(g_def, d_def, g_tx, d_tx, gan_train.LossConfig())
+  x = jax.device_put(np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32))
+  key, box = jax.random.key(1), [state]
+
+  def step():
+    box[0], metrics = step_fn(box[0], x, key)
+    metrics["loss"].block_until_ready()
+
+  return _timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+
+
+def torch_models():
+  import torch
+  from torch import nn
+
+  class ChannelNorm(nn.LayerNorm):  # flax LayerNorm over the channels of NHWC, eps 1e-6
+    def forward(self, h):
+      return super().forward(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+  class G(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.fc = nn.Linear(64, 7 * 7 * 64)
+      self.n1, self.n2 = ChannelNorm(64, eps=1e-6), ChannelNorm(32, eps=1e-6)
+      self.up1, self.up2 = nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ConvTranspose2d(32, 1, 4, 2, 1)
+
+    def forward(self, z):
+      h = self.fc(z).view(-1, 64, 7, 7)
+      return torch.sigmoid(self.up2(torch.relu(self.n2(self.up1(torch.relu(self.n1(h)))))))
+
+  class D(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.c1, self.c2 = nn.Conv2d(1, 32, 4, 2, 1), nn.Conv2d(32, 64, 4, 2, 1)
+      self.fc = nn.Linear(7 * 7 * 64, 1)
+
+    def forward(self, x):
+      h = nn.functional.leaky_relu(self.c1(2 * x - 1), 0.2)
+      return self.fc(nn.functional.leaky_relu(self.c2(h), 0.2).flatten(1))[:, 0]
+
+  return G(), D()
+
+
+def load_genjax_weights(tg, td, jg, jd) -> None:
+  """Copies genjax (NHWC, HWIO, flattened h-w-c) weights into the PyTorch (NCHW) pair."""
+  import torch
+
+  t = lambda a: torch.from_numpy(np.ascontiguousarray(np.asarray(a)))
+  with torch.no_grad():
+    k = np.asarray(jg.fc.kernel[...]).reshape(64, 7, 7, 64).transpose(0, 3, 1, 2).reshape(64, -1)
+    tg.fc.weight.copy_(t(k.T))
+    tg.fc.bias.copy_(t(np.asarray(jg.fc.bias[...]).reshape(7, 7, 64).transpose(2, 0, 1).ravel()))
+    for tn, jn in ((tg.n1, jg.norms[0]), (tg.n2, jg.norms[1])):
+      tn.weight.copy_(t(jn.scale[...]))
+      tn.bias.copy_(t(jn.bias[...]))
+    for tu, ju in ((tg.up1, jg.ups[0]), (tg.up2, jg.ups[1])):
+      tu.weight.copy_(t(ju.kernel[...].transpose(2, 3, 0, 1)))
+      tu.bias.copy_(t(ju.bias[...]))
+    for tc, jc in ((td.c1, jd.convs[0]), (td.c2, jd.convs[1])):
+      tc.weight.copy_(t(jc.kernel[...].transpose(3, 2, 0, 1)))
+      tc.bias.copy_(t(jc.bias[...]))
+    k = np.asarray(jd.fc.kernel[...]).reshape(7, 7, 64, 1).transpose(2, 0, 1, 3).reshape(-1, 1)
+    td.fc.weight.copy_(t(k.T))
+    td.fc.bias.copy_(t(jd.fc.bias[...]))
+
+
+def run_torch(batch: int, seconds: float) -> dict:
+  import torch
+  from torch.nn.functional import softplus
+
+  torch.manual_seed(0)
+  (tg, td), (jg, jd) = torch_models(), _genjax_models()
+  load_genjax_weights(tg, td, jg, jd)
+  rng = np.random.default_rng(0)
+  z_np = rng.standard_normal((batch, 64)).astype(np.float32)
+  x_np = rng.uniform(size=(batch, 28, 28, 1)).astype(np.float32)
+  x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())
+  with torch.no_grad():
+    g_diff = np.abs(tg(torch.from_numpy(z_np)).numpy().transpose(0, 2, 3, 1) - jg(z_np)[1]["x"])
+    d_diff = np.abs(td(x).numpy() - np.asarray(jd(x_np)[0]))
+  g_opt = torch.optim.Adam(tg.parameters(), lr=2e-4, betas=(0.5, 0.999))
+  d_opt = torch.optim.Adam(td.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+  def step():
+    with torch.no_grad():
+      fake = tg(torch.randn(batch, 64))
+    d_opt.zero_grad(set_to_none=True)
+    d_loss = softplus(-td(x)).mean() + softplus(td(fake)).mean()
+    d_loss.backward()
+    d_opt.step()
+    g_opt.zero_grad(set_to_none=True)
+    g_loss = softplus(-td(tg(torch.randn(batch, 64)))).mean()
+    g_loss.backward()  # also fills D's grads; they are cleared before the next D step
+    g_opt.step()
+    g_loss.item()
+
+  return _timeit(step, seconds, batch) | {"max_abs_diff_g": float(np.max(g_diff)),
+                                          "max_abs_diff_d": float(np.max(d_diff)),
+                                          "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def main():
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  p.add_argument("--batch", type=int, default=64)
+  p.add_argument("--seconds", type=float, default=20.0)
+  p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
+  a = p.parse_args()
+  if a.only:
+    run = run_torch if a.only == "pytorch" else run_jax
+    print("RESULT " + json.dumps(run(a.batch, a.seconds)))
+    return
+  rows = {}
+  for name in ("genjax", "pytorch"):
+    cmd = [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
+           "--seconds", str(a.seconds)]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
+    if out.returncode or not line:
+      print(f"{name}: failed\n{out.stderr[-3000:]}")
+      continue
+    rows[name] = json.loads(line[0][7:])
+  print(f"\nDCGAN training step (1 D step + 1 G step), batch {a.batch}, float32")
+  print(f"{'':8s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
+  for name, r in rows.items():
+    print(f"{name:8s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
+          f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
+  if len(rows) == 2:
+    t = rows["pytorch"]
+    print(f"pytorch threads: {t['threads']}; max |torch - genjax| forward: "
+          f"G {t['max_abs_diff_g']:.2e}, D {t['max_abs_diff_d']:.2e}")  # fmt: skip
+    print(f"ratio genjax / pytorch: {rows['genjax']['images_per_s'] / t['images_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+  main()
