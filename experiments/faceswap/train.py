@@ -189,3 +189,37 @@ def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
   writer.write_scalars(step, dict(metrics, images_per_s=rate))
   bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.0f}")
   return True
+
+
+def restore(workdir: str | Path):
+  """(graphdef, state, config) of a finished run, from its results.json and latest checkpoint."""
+  workdir = Path(workdir)
+  config = ml_collections.ConfigDict(json.loads((workdir / "results.json").read_text())["config"])
+  config.model.image_shape = tuple(config.model.image_shape)
+  for k in ("channels", "decoder_channels"):
+    config.model[k] = tuple(config.model[k])
+  mesh = sharding.make_mesh(1)
+  graphdef, state, _ = build(config, mesh)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
+  state = ckpt.restore(state)
+  ckpt.close()
+  return graphdef, state, config
+
+
+def swap_photos(workdir, photos: list[Path], out_dir: Path, *, identity: int,
+                box: faces.FaceBox = faces.LFW_FACE_BOX) -> list[Path]:  # fmt: skip
+  """Whole photos or video frames, one by one: crop the face box, redraw it as `identity`, paste it
+  back (feathered mask, LAB colour match) and save it as a marked PNG (visible mark + metadata)."""
+  from PIL import Image
+
+  graphdef, state, _ = restore(workdir)
+  fn = swap_fn(graphdef, identity)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  written = []
+  for path in photos:
+    with Image.open(path) as im:
+      photo = np.asarray(im.convert("RGB"), np.float32) / 255.0
+    face = np.asarray(fn(state, faces.crop_face(photo, box)[None]))[0]
+    result = faces.paste_back(photo, face, box)
+    written.append(faces.save_synthetic_png(out_dir / f"{Path(path).stem}_swapped.png", result))
+  return written
