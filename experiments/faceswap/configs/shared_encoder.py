@@ -35,6 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_steps = 3000
   c.log_every = 50
   c.checkpoint_every = 500
+  c.time_limit_minutes = 0.0  # > 0: stop the loop after this long (then checkpoint and evaluate)
   c.progress = True
   for name in filter(None, (arg or "default").split(",")):
     if name not in VARIANTS:
