@@ -142,7 +142,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
              disable=not config.progress)  # fmt: skip
   t0 = time.perf_counter()
+  deadline = (
+    time.monotonic() + 60 * config.time_limit_minutes if config.time_limit_minutes else None
+  )
   for step in range(start, config.num_steps):
+    if deadline is not None and time.monotonic() > deadline:
+      break  # a shared machine's budget: stop early, checkpoint, evaluate what was trained
     state, metrics = train_step(state, get_batch(step), train_key)
     if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
       metrics = jax.device_get(metrics)

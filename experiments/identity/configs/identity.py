@@ -37,6 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_steps = 1500
   c.log_every = 25
   c.checkpoint_every = 250
+  c.time_limit_minutes = 0.0  # > 0: stop the loop after this long (then checkpoint and evaluate)
   c.progress = True
   for name in filter(None, (arg or "default").split(",")):
     if name not in VARIANTS:
