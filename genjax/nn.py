@@ -81,3 +81,41 @@ class ConvTranspose2x(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return conv_transpose_2x(x, self.kernel[...]) + self.bias[...]
+
+
+# --- Faces: adaptive instance normalization (identity injection) ---------------------------------
+
+
+def adain(x: jax.Array, scale: jax.Array, shift: jax.Array, *, eps: float = 1e-5) -> jax.Array:
+  """AdaIN (Huang & Belongie, ICCV 2017): scale * (x - mu(x)) / sqrt(var(x) + eps) + shift.
+
+  mu and var are taken per example and channel over the spatial axes (instance normalization),
+  so each output channel has mean `shift` and standard deviation `scale` (up to eps).
+
+  Args:
+    x: feature maps [B, H, W, C].
+    scale, shift: per-example, per-channel targets [B, C].
+
+  Returns:
+    [B, H, W, C].
+  """
+  if x.ndim != 4 or scale.shape != (x.shape[0], x.shape[-1]) or shift.shape != scale.shape:
+    raise ValueError(
+      f"adain: want x [B,H,W,C] and scale, shift [B,C]; got {x.shape}, {scale.shape}, {shift.shape}."
+    )
+  mu = x.mean(axis=(1, 2), keepdims=True)
+  var = x.var(axis=(1, 2), keepdims=True)
+  return scale[:, None, None] * (x - mu) * jax.lax.rsqrt(var + eps) + shift[:, None, None]
+
+
+class AdaIN(nnx.Module):
+  """AdaIN whose scale and shift are a linear function of a style (identity) vector v [B, D]:
+  [gamma, beta] = Linear(v), scale = 1 + gamma, shift = beta (so a zero projection is plain
+  instance normalization, as SimSwap's ID-injection blocks start)."""
+
+  def __init__(self, features: int, style_dim: int, *, rngs: nnx.Rngs):
+    self.proj = nnx.Linear(style_dim, 2 * features, rngs=rngs)
+
+  def __call__(self, x: jax.Array, v: jax.Array) -> jax.Array:
+    gamma, beta = jnp.split(self.proj(v), 2, axis=-1)
+    return adain(x, 1.0 + gamma, beta)

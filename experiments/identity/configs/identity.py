@@ -1,0 +1,54 @@
+"""Face-identity encoder with a CosFace head on LFW3D identities (used by the swap models' losses).
+
+Run:
+  python scripts/train.py --config experiments/identity/configs/identity.py --workdir runs/identity/loss_net
+  python scripts/train.py --config experiments/identity/configs/identity.py:evaluator --workdir runs/identity/evaluator
+Variants: default (the identity-loss net), evaluator (an independently trained second net: other
+seed, ArcFace head, other widths; used only to evaluate swaps), smoke (2 steps on generated faces).
+Expected: verification accuracy on pairs of held-out identities, see experiments/faceswap/README.md.
+"""
+
+import ml_collections
+
+VARIANTS = ("default", "evaluator", "smoke")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.dataset = "lfw3d"
+  c.data_root = ""
+  c.num_test_ids = 30  # held-out people for verification
+  c.split_seed = 0  # the same split for both nets
+  c.keep_train = ("George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld",
+                  "Gerhard_Schroeder")  # fmt: skip
+  c.num_pairs = 1000  # same and different pairs each
+  c.num_devices = None
+  c.model = ml_collections.ConfigDict(dict(image_shape=(100, 100, 3), channels=(32, 64, 96, 128),
+                                           embed_dim=128))  # fmt: skip
+  c.head = ml_collections.ConfigDict(dict(kind="cosface", scale=30.0, margin=0.35))
+  c.augment = ml_collections.ConfigDict(dict(
+    flip=True, rotate=8.0, scale=0.05, shift=0.04, warp=0.0, warp_grid=5, brightness=0.1,
+    contrast=0.1, saturation=0.1,
+  ))  # fmt: skip
+  c.learning_rate = 2e-3
+  c.weight_decay = 5e-4
+  c.batch_size = 64
+  c.num_steps = 1500
+  c.log_every = 25
+  c.checkpoint_every = 250
+  c.time_limit_minutes = 0.0  # > 0: stop the loop after this long (then checkpoint and evaluate)
+  c.progress = True
+  for name in filter(None, (arg or "default").split(",")):
+    if name not in VARIANTS:
+      raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
+    if name == "evaluator":
+      c.seed = 1
+      c.model.channels, c.model.embed_dim = (24, 48, 96, 160), 96
+      c.head = ml_collections.ConfigDict(dict(kind="arcface", scale=30.0, margin=0.3))
+    elif name == "smoke":
+      c.dataset, c.num_test_ids, c.keep_train, c.num_pairs = "mock", 3, (), 20
+      c.model.channels, c.model.embed_dim = (8, 8), 16
+      c.num_steps, c.batch_size, c.log_every, c.checkpoint_every = 2, 16, 1, 2
+      c.progress = False
+  return c

@@ -1,0 +1,176 @@
+"""Face-identity encoders with a margin-softmax head on LFW3D, and their verification accuracy.
+
+Identities are split: `num_test_ids` people (never the swap pair) are held out entirely; the net is
+trained on the others' images with margin_softmax (CosFace or ArcFace) and evaluated by
+verification on pairs of held-out faces: same person iff cos(v_1, v_2) > t, with t chosen on one
+half of the pairs and the accuracy reported on the other half (and vice versa, averaged).
+"""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from genjax import losses
+from genjax.data import faces
+from genjax.data import tfds as batching
+from genjax.models import identity
+from genjax.train import checkpoint, sharding
+from genjax.train import logging as tlog
+from genjax.train import state as tstate
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+  kind: str = "cosface"
+  scale: float = 30.0
+  margin: float = 0.35
+
+
+def loss_fn(model, batch, key, *, head: HeadConfig, aug: faces.AugmentConfig):
+  x, y = batch
+  _, x = faces.augment(key, x, aug)  # the unwarped view: flip, small affine, colour jitter
+  v, _ = model(x)
+  w = model.class_weights[...]
+  ce = losses.margin_softmax(v, w, y, kind=head.kind, scale=head.scale, margin=head.margin).mean()
+  cos = (v / jax.numpy.linalg.norm(v, axis=1, keepdims=True)) @ (
+    w / jax.numpy.linalg.norm(w, axis=0)
+  )
+  acc = (cos.argmax(1) == y).mean()
+  return ce, {"loss": ce, "train_acc": acc}
+
+
+def split(config, ds: faces.FaceDataset):
+  keep = [ds.label(n) for n in config.keep_train if n in ds.names]
+  tr, te = faces.split_by_identity(ds.y, num_test_ids=config.num_test_ids, seed=config.split_seed,
+                                   keep_train=keep)  # fmt: skip
+  classes = np.unique(ds.y[tr])
+  remap = np.full(len(ds.names), -1, np.int32)
+  remap[classes] = np.arange(len(classes))
+  train = faces.FaceDataset(
+    x=ds.x[tr], y=remap[ds.y[tr]], names=tuple(ds.names[c] for c in classes)
+  )
+  return train, faces.subset(ds, te)
+
+
+def verification_pairs(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """n same-identity and n different-identity index pairs [2n, 2] and labels [2n] (1 = same)."""
+  rng = np.random.default_rng(seed)
+  same, diff = [], []
+  while len(same) < n:
+    i, j = rng.integers(0, len(y), 2)
+    if i != j and y[i] == y[j]:
+      same.append((i, j))
+  while len(diff) < n:
+    i, j = rng.integers(0, len(y), 2)
+    if y[i] != y[j]:
+      diff.append((i, j))
+  return np.asarray(same + diff), np.r_[np.ones(n), np.zeros(n)].astype(np.int32)
+
+
+def verification_accuracy(sim: np.ndarray, same: np.ndarray, seed: int = 0) -> dict:
+  """Threshold fitted on one half of the pairs, accuracy on the other (2-fold, averaged)."""
+  perm = np.random.default_rng(seed).permutation(len(sim))
+  folds, accs, ts = np.array_split(perm, 2), [], []
+  for k in range(2):
+    fit, test = folds[k], folds[1 - k]
+    cands = np.unique(sim[fit])
+    t = cands[np.argmax([((sim[fit] > c) == same[fit]).mean() for c in cands])]
+    accs.append(float(((sim[test] > t) == same[test]).mean()))
+    ts.append(float(t))
+  return {"verification_acc": float(np.mean(accs)), "threshold": float(np.mean(ts))}
+
+
+def embed_fn(graphdef):
+  return tstate.make_eval_fn(graphdef, lambda m, x: m(x)[0])
+
+
+def embed(graphdef, state, x: np.ndarray, chunk: int = 128) -> np.ndarray:
+  fn = embed_fn(graphdef)
+  return np.concatenate([np.asarray(fn(state, x[i : i + chunk])) for i in range(0, len(x), chunk)])
+
+
+def build(config, mesh, num_classes: int):
+  model_cfg = identity.IdentityConfig(**config.model.to_dict(), num_classes=num_classes)
+  head = HeadConfig(**config.head.to_dict())
+  aug = faces.AugmentConfig(**config.augment.to_dict())
+  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  tx = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
+  graphdef, state = tstate.create(
+    lambda: identity.IdentityNet(model_cfg, rngs=nnx.Rngs(params=init_key)), tx, mesh
+  )
+  step = tstate.make_train_step(graphdef, tx, lambda m, b, k: loss_fn(m, b, k, head=head, aug=aug))
+  return graphdef, state, step
+
+
+def load_data(config) -> faces.FaceDataset:
+  if config.dataset == "mock":
+    return faces.mock(160, num_ids=8, seed=config.seed)
+  return faces.load(config.data_root or None)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  # Setup and data.
+  mesh = sharding.make_mesh(config.get("num_devices"))
+  sharding.check_batch_size(config.batch_size, mesh)
+  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  train, test = split(config, load_data(config))
+  x_all = sharding.replicate(train.images(), mesh)
+  y_all = sharding.replicate(train.y, mesh)
+  take = jax.jit(lambda a, b, i: (a[i], b[i]), out_shardings=sharding.data_sharding(mesh))
+  get_batch = lambda s: take(x_all, y_all, batching.batch_indices(config.seed, s, len(train),
+                                                                  config.batch_size))  # fmt: skip
+
+  # Model, restored from the workdir when it holds a checkpoint.
+  graphdef, state, train_step = build(config, mesh, len(train.names))
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
+  state = ckpt.restore(state)
+  start = int(state.step)
+  writer = tlog.MetricWriter(workdir, start_step=start)
+
+  # Loop.
+  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
+             disable=not config.progress)  # fmt: skip
+  t0 = time.perf_counter()
+  deadline = (
+    time.monotonic() + 60 * config.time_limit_minutes if config.time_limit_minutes else None
+  )
+  for step in range(start, config.num_steps):
+    if deadline is not None and time.monotonic() > deadline:
+      break  # a shared machine's budget: stop early, checkpoint, evaluate what was trained
+    state, metrics = train_step(state, get_batch(step), train_key)
+    if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
+      metrics = jax.device_get(metrics)
+      tstate.check_finite(metrics, step + 1)
+      rate = config.log_every * config.batch_size / max(time.perf_counter() - t0, 1e-9)
+      writer.write_scalars(step + 1, dict(metrics, images_per_s=rate))
+      bar.set_postfix(loss=f"{float(metrics['loss']):.3f}", img_s=f"{rate:.0f}")
+      t0 = time.perf_counter()
+    bar.update(1)
+    ckpt.maybe_save(step + 1, state)
+  ckpt.maybe_save(int(state.step), state, force=True)
+  bar.close()
+
+  # Verification on pairs of held-out identities.
+  v = embed(graphdef, state, test.images())
+  pairs, same = verification_pairs(test.y, config.num_pairs, config.split_seed)
+  sim = np.asarray(identity.cosine(v[pairs[:, 0]], v[pairs[:, 1]]))
+  results = verification_accuracy(sim, same)
+  results.update(step=int(state.step), num_train_ids=len(train.names),
+                 num_test_ids=int(len(np.unique(test.y))), num_pairs=2 * config.num_pairs,
+                 config=config.to_dict())  # fmt: skip
+  writer.write_scalars(int(state.step), {"verification_acc": results["verification_acc"]})
+  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  writer.close()
+  ckpt.close()
+  return results

@@ -1,0 +1,192 @@
+"""Face data: splits, augmentation, LAB colour, crop and paste-back, synthetic marks, face losses, AdaIN."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from genjax import losses, nn
+from genjax.data import faces
+
+
+def test_mock_faces_have_shapes_labels_and_identities():
+  ds = faces.mock(12, num_ids=3)
+  assert ds.x.shape == (12, 100, 100, 3) and ds.x.dtype == np.uint8
+  assert ds.names == ("person_0", "person_1", "person_2")
+  assert len(ds.of("person_1")) == 4 and np.all(ds.of("person_1").y == 1)
+  x = ds.images()
+  assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_split_by_image_keeps_identities_and_split_by_identity_separates_them():
+  y = np.repeat(np.arange(6), [10, 3, 2, 1, 20, 5])
+  tr, te = faces.split_by_image(y, test_fraction=0.2, seed=0)
+  assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == len(y)
+  assert set(y[tr]) == set(range(6))  # every identity keeps training images
+  assert set(y[te]) == {0, 1, 2, 4, 5}  # the one-image identity has nothing to hold out
+  tr, te = faces.split_by_identity(y, num_test_ids=2, seed=1, keep_train=[4])
+  assert len(np.intersect1d(y[tr], y[te])) == 0 and len(set(y[te])) == 2 and 4 in set(y[tr])
+  assert len(tr) + len(te) == len(y)
+
+
+def test_augment_keeps_shapes_and_range_and_is_identity_without_jitter(key):
+  x = jnp.asarray(faces.mock(4).images())
+  cfg = faces.AugmentConfig()
+  x_in, x_target = jax.jit(faces.augment, static_argnums=2)(key, x, cfg)
+  chex.assert_shape([x_in, x_target], x.shape)
+  for v in (x_in, x_target):
+    assert v.dtype == x.dtype and float(v.min()) >= 0.0 and float(v.max()) <= 1.0
+  assert float(jnp.abs(x_in - x_target).mean()) > 1e-3  # the warp touches the input only
+  none = faces.AugmentConfig(flip=False, rotate=0, scale=0, shift=0, warp=0, brightness=0,
+                             contrast=0, saturation=0)  # fmt: skip
+  x_in, x_target = jax.jit(faces.augment, static_argnums=2)(key, x, none)
+  np.testing.assert_allclose(x_in, x, atol=1e-6)
+  np.testing.assert_allclose(x_target, x, atol=1e-6)
+
+
+def test_flip_mirrors_the_target_exactly(key):
+  x = jnp.asarray(faces.mock(1).images())
+  flip = faces.AugmentConfig(rotate=0, scale=0, shift=0, warp=0, brightness=0, contrast=0,
+                             saturation=0)  # fmt: skip
+  aug = jax.jit(faces.augment, static_argnums=2)
+  outs = [aug(jax.random.fold_in(key, i), x, flip)[1][0] for i in range(8)]
+  flipped = [bool(jnp.allclose(o, x[0, :, ::-1], atol=1e-6)) for o in outs]
+  same = [bool(jnp.allclose(o, x[0], atol=1e-6)) for o in outs]
+  assert all(f or s for f, s in zip(flipped, same, strict=True)) and any(flipped) and any(same)
+
+
+def test_lab_round_trip_and_known_values():
+  rgb = np.random.default_rng(0).uniform(size=(50, 3))
+  np.testing.assert_allclose(faces.lab_to_rgb(faces.rgb_to_lab(rgb)), rgb, atol=1e-9)
+  np.testing.assert_allclose(faces.rgb_to_lab(np.ones(3)), [100, 0, 0], atol=1e-9)
+  np.testing.assert_allclose(faces.rgb_to_lab(np.zeros(3)), [0, 0, 0], atol=1e-9)
+  # sRGB red in CIELAB (D65): L* 53.24, a* 80.09, b* 67.20.
+  np.testing.assert_allclose(faces.rgb_to_lab(np.array([1.0, 0, 0])), [53.24, 80.09, 67.20],
+                             atol=0.02)  # fmt: skip
+
+
+def test_match_color_moves_lab_statistics_to_the_reference():
+  rng = np.random.default_rng(1)
+  src = rng.uniform(0.2, 0.6, (20, 20, 3))
+  ref = rng.uniform(0.3, 0.8, (20, 20, 3)) * np.array([1.0, 0.8, 0.6])
+  out = faces.match_color(src, ref, np.ones((20, 20)))
+  lab_out, lab_ref = faces.rgb_to_lab(out), faces.rgb_to_lab(ref)
+  np.testing.assert_allclose(lab_out.mean((0, 1)), lab_ref.mean((0, 1)), atol=0.05)
+  np.testing.assert_allclose(lab_out.std((0, 1)), lab_ref.std((0, 1)), rtol=0.02)
+
+
+def test_paste_back_changes_only_pixels_inside_the_mask():
+  rng = np.random.default_rng(2)
+  photo = rng.uniform(size=(250, 250, 3)).astype(np.float32)
+  face = rng.uniform(size=(100, 100, 3)).astype(np.float32)
+  box = faces.LFW_FACE_BOX
+  out = faces.paste_back(photo, face, box)
+  mask = np.zeros((250, 250), bool)
+  mask[box.top : box.top + box.size, box.left : box.left + box.size] = (
+    faces.feather_mask(box.size) > 0
+  )
+  assert np.array_equal(out[~mask], photo[~mask])  # bit-identical outside
+  assert np.abs(out[mask] - photo[mask]).mean() > 0.05
+  assert out.min() >= 0 and out.max() <= 1
+  crop = faces.crop_face(photo, box)
+  assert crop.shape == (100, 100, 3)
+  m = faces.feather_mask(84)
+  assert m[42, 42] == 1.0 and m[0, 0] == 0.0 and m[42, 0] == 0.0 and 0 <= m.min() <= m.max() <= 1
+
+
+def test_synthetic_png_has_visible_mark_and_metadata(tmp_path):
+  from PIL import Image
+
+  img = np.full((100, 100, 3), 0.5, np.float32)
+  path = faces.save_synthetic_png(tmp_path / "swap.png", img)
+  with Image.open(path) as im:
+    assert im.text["synthetic"] == "true" and "SYNTHETIC" in im.text["Description"]
+    pixels = np.asarray(im, np.float32) / 255
+  bottom = pixels[-12:, :60]
+  assert bottom.min() < 0.05 and bottom.max() > 0.95  # black band with white text
+  np.testing.assert_allclose(pixels[:80], img[:80], atol=1 / 255)
+
+
+# --- Losses ---------------------------------------------------------------------------------------
+
+
+def _ssim_reference(x, y, size=11, sigma=1.5, c1=1e-4, c2=9e-4):
+  """Direct window-by-window SSIM in NumPy (float64)."""
+  t = np.arange(size) - (size - 1) / 2
+  g = np.exp(-0.5 * (t / sigma) ** 2)
+  w = np.outer(g, g) / np.outer(g, g).sum()
+  b, h, wd, c = x.shape
+  out = np.zeros(b)
+  for n in range(b):
+    vals = []
+    for ch in range(c):
+      for i in range(h - size + 1):
+        for j in range(wd - size + 1):
+          px, py = x[n, i : i + size, j : j + size, ch], y[n, i : i + size, j : j + size, ch]
+          mx, my = (w * px).sum(), (w * py).sum()
+          vx, vy = (w * (px - mx) ** 2).sum(), (w * (py - my) ** 2).sum()
+          cxy = (w * (px - mx) * (py - my)).sum()
+          vals.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    out[n] = np.mean(vals)
+  return out
+
+
+def test_ssim_and_dssim_match_a_direct_computation():
+  rng = np.random.default_rng(3)
+  x = rng.uniform(size=(2, 14, 15, 3))
+  y = np.clip(x + rng.normal(0, 0.2, x.shape), 0, 1)
+  got = losses.ssim(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+  np.testing.assert_allclose(got, _ssim_reference(x, y), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(losses.dssim(jnp.asarray(x), jnp.asarray(x)), 0.0, atol=1e-6)
+  d = losses.dssim(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+  np.testing.assert_allclose(d, (1 - _ssim_reference(x, y)) / 2, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="H, W >= 11"):
+    losses.ssim(jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 8, 8, 3)))
+
+
+def test_identity_loss_range_zero_for_equal_and_two_for_opposite(key):
+  v = jax.random.normal(key, (16, 32))
+  w = jax.random.normal(jax.random.fold_in(key, 1), (16, 32))
+  loss = losses.identity_loss(v, w)
+  assert loss.shape == (16,) and float(loss.min()) >= 0 and float(loss.max()) <= 2
+  np.testing.assert_allclose(losses.identity_loss(v, 3.0 * v), 0.0, atol=1e-6)
+  np.testing.assert_allclose(losses.identity_loss(v, -v), 2.0, atol=1e-6)
+  ref = 1 - (np.asarray(v) * np.asarray(w)).sum(1) / (
+    np.linalg.norm(np.asarray(v), axis=1) * np.linalg.norm(np.asarray(w), axis=1)
+  )
+  np.testing.assert_allclose(loss, ref, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="shapes differ"):
+    losses.identity_loss(v, w[:, :8])
+
+
+def test_feature_matching_is_mean_abs_difference_summed_over_layers(key):
+  a = [jax.random.normal(key, (3, 4, 4, 8)), jax.random.normal(key, (3, 2, 2, 16))]
+  b = [jnp.zeros((3, 4, 4, 8)), jnp.ones((3, 2, 2, 16))]
+  ref = sum(
+    np.abs(np.asarray(p) - np.asarray(q)).reshape(3, -1).mean(1) for p, q in zip(a, b, strict=True)
+  )
+  np.testing.assert_allclose(losses.feature_matching(a, b), ref, rtol=1e-6)
+  np.testing.assert_allclose(losses.feature_matching(a, a), 0.0)
+  with pytest.raises(ValueError, match="equally long"):
+    losses.feature_matching(a, b[:1])
+
+
+def test_adain_sets_per_channel_mean_and_std(key):
+  x = 3.0 * jax.random.normal(key, (2, 6, 5, 4)) + 1.0
+  scale = jnp.array([[0.5, 2.0, 1.0, 3.0], [1.5, 0.1, 4.0, 1.0]])
+  shift = jnp.array([[0.0, -1.0, 2.0, 0.5], [1.0, 1.0, -3.0, 0.0]])
+  y = np.asarray(nn.adain(x, scale, shift, eps=1e-5), np.float64)
+  np.testing.assert_allclose(y.mean(axis=(1, 2)), shift, atol=1e-5)
+  var = np.asarray(x, np.float64).var(axis=(1, 2))
+  want_std = np.asarray(scale) * np.sqrt(var / (var + 1e-5))  # exact, eps included
+  np.testing.assert_allclose(y.std(axis=(1, 2)), want_std, rtol=1e-5)
+  np.testing.assert_allclose(y.std(axis=(1, 2)), scale, rtol=1e-4)
+  with pytest.raises(ValueError, match="adain"):
+    nn.adain(x, scale[:, :2], shift)
+  layer = nn.AdaIN(4, 8, rngs=nnx.Rngs(0))
+  out = layer(x, jnp.ones((2, 8)))
+  chex.assert_shape(out, x.shape)
+  gamma, beta = jnp.split(layer.proj(jnp.ones((2, 8))), 2, axis=-1)
+  np.testing.assert_allclose(out.mean(axis=(1, 2)), beta, atol=1e-5)
