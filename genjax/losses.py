@@ -278,6 +278,8 @@ def beta_schedule(step, *, beta: float, warmup_steps: int = 0):
   if warmup_steps <= 0:
     return beta * jnp.ones_like(jnp.asarray(step, jnp.float32))
   return beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / warmup_steps)
+
+
 # ---------------------------------------------------------------------------------------------
 # GAN losses and critic penalties.
 #
@@ -425,6 +427,8 @@ def r1_penalty(critic: Callable[[jax.Array], jax.Array], x_real: jax.Array) -> j
   if x_real.ndim < 2:
     raise ValueError(f"r1_penalty: expected inputs [B, ...], got shape {x_real.shape}.")
   return _sum_per_example(jnp.square(_critic_input_grad(critic, x_real)))
+
+
 # --- Faces: structural similarity, identity and feature-matching losses --------------------------
 
 
