@@ -7,6 +7,7 @@ Reads a workdir written by experiments/cam/train.py and writes to `out`:
 Every map explains the model's predicted class with the chosen score (default exp(logit)).
 """
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -31,8 +32,10 @@ def combos(layers) -> list[tuple[str, str]]:
   return [("cam", layers[-1])] + [(m, name) for m in ("gradcam", "gradcam++") for name in layers]
 
 
+@functools.lru_cache(maxsize=4)
 def make_fns(graphdef, layers, score: str):
-  """Jitted (maps of the predicted class, probabilities) functions for one model structure."""
+  """Jitted (maps of the predicted class, probabilities) functions for one model structure
+  (cached, so the overlays, metrics and sanity check share one compilation)."""
   explainer = cam.make_explainer(graphdef, layers=tuple(layers), score=score)
 
   @jax.jit
@@ -165,7 +168,7 @@ def run(model_dir: str, out: str, *, score="exp", n=10000, n_curve=1000, steps=1
   out = Path(out)
   out.mkdir(parents=True, exist_ok=True)
   graphdef, state, config = train.restore(model_dir)
-  layers = classifier.Classifier.layer_names(config.model.channels)
+  layers = tuple(classifier.Classifier.layer_names(config.model.channels))
   ds = data.get_dataset(config.dataset, config.test_split)
   n = min(n, len(ds))
   t0 = time.perf_counter()
