@@ -65,7 +65,8 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, lo
     step_key = jax.random.fold_in(key, state.step)
 
     def objective(params):
-      model = nnx.merge(graphdef, params, state.rest)
+      # copy=True: fresh Variables at this trace level, so batch statistics can be updated here.
+      model = nnx.merge(graphdef, params, state.rest, copy=True)
       loss, metrics = loss_fn(model, batch, step_key)
       return loss, (metrics, nnx.split(model, nnx.Param, ...)[2])
 
