@@ -192,3 +192,25 @@ def test_tensorboard_events_read_back(tmp_path):
   assert events[1].step == 3
   assert {v.tag: v.simple_value for v in events[1].summary.value} == {"loss": 0.5, "recon": 0.25}
   assert tlog.read_metrics(tmp_path)[0]["loss"] == 0.5
+
+
+class _BatchNormNet(nnx.Module):
+  def __init__(self, *, rngs: nnx.Rngs):
+    self.linear = nnx.Linear(3, 2, rngs=rngs)
+    self.norm = nnx.BatchNorm(2, momentum=0.5, rngs=rngs)
+
+  def __call__(self, x):
+    return self.norm(self.linear(x))
+
+
+def test_train_step_updates_batch_statistics_to_the_batch_moments():
+  """Batch norm's running mean moves to momentum * 0 + (1 - momentum) * (batch mean) in one step."""
+  tx = optax.sgd(0.0)  # parameters stay put, so the statistics are those of the initial layer
+  mesh = sharding.make_mesh(1)
+  graphdef, state = tstate.create(lambda: _BatchNormNet(rngs=nnx.Rngs(0)), tx, mesh)
+  step = tstate.make_train_step(graphdef, tx, lambda m, x, k: (m(x).sum(), {}))
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 3)), jnp.float32)
+  h = nnx.merge(graphdef, state.params, state.rest).linear(x)
+  state, _ = step(state, x, jax.random.key(0))
+  mean = nnx.merge(graphdef, state.params, state.rest).norm.mean[...]
+  np.testing.assert_allclose(mean, 0.5 * h.mean(0), rtol=1e-5, atol=1e-7)
