@@ -51,16 +51,40 @@ def test_gradcam_equals_relu_cam_over_hw_for_a_gap_linear_head(x):
   assert float(jnp.abs(c).max()) > 0  # a non-trivial map
 
 
-@pytest.mark.parametrize("score", ["exp", "softmax"])
-def test_exact_gradcam_pp_equals_closed_form_for_relu_network(x, score):
+def test_exact_gradcam_pp_equals_closed_form_for_relu_network(x):
   model = tiny("relu")
-  kw = dict(layers=LAYERS, methods=("gradcam", "gradcam++"), score=score)
+  kw = dict(layers=LAYERS, methods=("gradcam", "gradcam++"), score="exp")
   closed = run(model, x, derivatives="closed_form", **kw)
   exact = run(model, x, derivatives="exact", **kw)
   for layer in LAYERS:
     for m in ("gradcam", "gradcam++"):
       a, b = closed[m][layer]["raw"], exact[m][layer]["raw"]
       np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6 * float(jnp.abs(a).max()))
+
+
+def test_exact_gradcam_pp_weights_equal_closed_form_under_softmax_where_well_conditioned(x):
+  """Under softmax, alpha = d2 / (2 d2 + sum A d3) has d2 = p (u^2 - v), which crosses zero: where the
+  denominator nearly vanishes, float32 rounding of two equal derivatives gives different alphas. So
+  the channel weights are compared where every contributing position has a denominator far from 0,
+  and most channels must qualify (the derivatives themselves are compared everywhere, below)."""
+  model = tiny("relu")
+  logits, feats, grads = cam.logit_gradients(model, x, LAYERS)
+  checked = total = 0
+  for layer in LAYERS:
+    a = feats[layer]
+    closed = cam.closed_form_derivatives(logits, grads[layer], "softmax")
+    exact = cam.exact_derivatives(model, layer, a, "softmax")
+    w_closed, w_exact = (cam.gradcam_pp_weights(a, *d) for d in (closed, exact))
+    d1, d2, d3 = closed
+    denom = jnp.abs(2 * d2 + a.sum(axis=(1, 2), keepdims=True)[None] * d3)
+    contributing = d1 > 0
+    worst = jnp.where(contributing, denom, jnp.inf).min(axis=(2, 3))  # [K, B, C]
+    ok = np.asarray(worst > 1e-2 * float(denom.max()))
+    np.testing.assert_allclose(
+      np.asarray(w_closed)[ok], np.asarray(w_exact)[ok], rtol=1e-3, atol=1e-6 * float(jnp.abs(w_closed).max())
+    )
+    checked, total = checked + ok.sum(), total + ok.size
+  assert checked >= total // 2, (checked, total)
 
 
 def _layer_fn(model, layer, score):
@@ -87,24 +111,39 @@ def test_exact_derivatives_match_finite_differences_on_a_smooth_network(x, activ
   f = _layer_fn(model, layer, "softmax")
   d1, d2, d3 = cam.diagonal_derivatives(f, a)
   # Central differences of t -> f(a + t e_i) for a few coordinates i (every example at once), in
-  # float64 NumPy from float32 evaluations with a step large enough for float32 rounding.
-  rng = np.random.default_rng(0)
-  flat = a.reshape(a.shape[0], -1)
-  for i in rng.choice(flat.shape[1], 4, replace=False):
-    e = jax.nn.one_hot(i, flat.shape[1]).reshape(a.shape[1:])
-    h = 0.05
+  # float64 NumPy from float32 evaluations with a step large enough for float32 rounding. The layer
+  # feeds 2x2 max pooling, a kink wherever two entries of a window tie, so an example is compared
+  # only where its entry wins (or loses) its window by more than the widest step 2h; the coordinates
+  # are those that win, by that margin, in the most examples.
+  h = 0.05
+  margin = _pool_margin(np.asarray(a)).reshape(a.shape[0], -1)  # [B, n], signed
+  wins = (margin > 2 * h).sum(0)
+  chosen = np.argsort(wins, kind="stable")[::-1][:4]
+  assert wins[chosen].min() >= 1, wins[chosen]
+  for i in chosen:
+    e = jax.nn.one_hot(i, margin.shape[1]).reshape(a.shape[1:])
     fs = {k: np.asarray(f(a + k * h * e), np.float64) for k in (-2, -1, 0, 1, 2)}
     fd1 = (fs[1] - fs[-1]) / (2 * h)
     fd2 = (fs[1] - 2 * fs[0] + fs[-1]) / h**2
     fd3 = (fs[2] - 2 * fs[1] + 2 * fs[-1] - fs[-2]) / (2 * h**3)
     idx = np.unravel_index(i, a.shape[1:])
+    far = np.abs(margin[:, i]) > 2 * h  # examples away from the kink
     for d, fd, tol in ((d1, fd1, 2e-3), (d2, fd2, 5e-3), (d3, fd3, 2e-2)):
       got = np.asarray(d[(slice(None), slice(None), *idx)]).T  # [B, K]
-      np.testing.assert_allclose(got, fd, atol=tol * max(1.0, np.abs(fd).max()))
+      np.testing.assert_allclose(got[far], fd[far], atol=tol * max(1.0, np.abs(fd).max()))
   # The smooth network is curved: the closed form (which assumes d2S = 0) no longer holds.
   logits, _, grads = cam.logit_gradients(model, x, (layer,))
   closed = cam.closed_form_derivatives(logits, grads[layer], "softmax")
   assert float(jnp.abs(closed[1] - d2).max()) > 1e-3 * float(jnp.abs(d2).max())
+
+
+def _pool_margin(a: np.ndarray) -> np.ndarray:
+  """a_i - max of the other entries of its 2x2 pooling window: > 0 where a_i wins, [B, h, w, C]."""
+  b, hh, ww, c = a.shape
+  win = a.reshape(b, hh // 2, 2, ww // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(b, hh // 2, ww // 2, c, 4)
+  others = np.stack([np.delete(win, j, axis=-1).max(-1) for j in range(4)], -1)  # [b, H, W, c, 4]
+  m = (win - others).reshape(b, hh // 2, ww // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3)
+  return m.reshape(b, hh, ww, c)
 
 
 def test_forward_mode_diagonals_equal_jax_hessian_diagonals(x):
