@@ -81,7 +81,10 @@ def test_exact_gradcam_pp_weights_equal_closed_form_under_softmax_where_well_con
     worst = jnp.where(contributing, denom, jnp.inf).min(axis=(2, 3))  # [K, B, C]
     ok = np.asarray(worst > 1e-2 * float(denom.max()))
     np.testing.assert_allclose(
-      np.asarray(w_closed)[ok], np.asarray(w_exact)[ok], rtol=1e-3, atol=1e-6 * float(jnp.abs(w_closed).max())
+      np.asarray(w_closed)[ok],
+      np.asarray(w_exact)[ok],
+      rtol=1e-3,
+      atol=1e-6 * float(jnp.abs(w_closed).max()),
     )
     checked, total = checked + ok.sum(), total + ok.size
   assert checked >= total // 2, (checked, total)
@@ -140,7 +143,11 @@ def test_exact_derivatives_match_finite_differences_on_a_smooth_network(x, activ
 def _pool_margin(a: np.ndarray) -> np.ndarray:
   """a_i - max of the other entries of its 2x2 pooling window: > 0 where a_i wins, [B, h, w, C]."""
   b, hh, ww, c = a.shape
-  win = a.reshape(b, hh // 2, 2, ww // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(b, hh // 2, ww // 2, c, 4)
+  win = (
+    a.reshape(b, hh // 2, 2, ww // 2, 2, c)
+    .transpose(0, 1, 3, 5, 2, 4)
+    .reshape(b, hh // 2, ww // 2, c, 4)
+  )
   others = np.stack([np.delete(win, j, axis=-1).max(-1) for j in range(4)], -1)  # [b, H, W, c, 4]
   m = (win - others).reshape(b, hh // 2, ww // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3)
   return m.reshape(b, hh, ww, c)

@@ -1,0 +1,307 @@
+"""Face swap (b): adversarial autoencoder with a Gaussian prior on the code and latent mixing.
+
+Each step makes two updates with separate optax states (Makhzani et al. 2016, sec. 2):
+  1. latent discriminator D, on codes h = E(x) of an augmented batch (held fixed) against samples
+     of the prior p(h) = N(0, I):  L_D = mean gan_d_loss(D(h_prior), D(h))  [+ gp_weight GP];
+  2. autoencoder (encoder, decoder, identity head), D held fixed:
+     L_AE = w_mse MSE + w_dssim DSSIM  (reconstruction of the unwarped target from the warped input)
+          + w_adv mean gan_g_loss(D(h))  (non-saturating: the codes should pass for prior samples)
+          + w_id  CE(identity head(h_id), y)  (identity into the first identity_dim entries).
+Evaluation on held-out images of the same people: self reconstruction L1 / PSNR / SSIM, identity
+accuracy of the head, how well the codes match the prior (mean and std per entry, D's accuracy),
+and a preview: faces, reconstructions, swaps by mixing h_c = [h_A,id | h_B,rest] both ways, faces
+decoded from prior samples, and a slerp path between two codes (generated tiles marked SYNTHETIC).
+"""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx, struct
+from tqdm import tqdm
+
+from experiments.faceswap import train as swap_train
+from genjax import losses
+from genjax.data import faces
+from genjax.data import tfds as batching
+from genjax.models import aae
+from genjax.train import checkpoint, sharding
+from genjax.train import logging as tlog
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  mse: float = 1.0
+  dssim: float = 1.0
+  adversarial: float = 0.01  # weight of the encoder's non-saturating loss against D
+  identity: float = 0.1  # weight of the identity cross-entropy on h_id
+  d_kind: str = "minimax"
+  gp_weight: float = 0.0  # WGAN-GP on D between prior samples and codes (0 = off)
+  prior_std: float = 1.0  # p(h) = N(0, prior_std^2 I)
+
+
+@struct.dataclass
+class AAEState:
+  """Autoencoder and latent-discriminator parameters, other variables, optimizer states, step."""
+
+  step: jax.Array
+  ae_params: Any
+  ae_rest: Any
+  ae_opt: Any
+  d_params: Any
+  d_rest: Any
+  d_opt: Any
+
+
+def create(cfg: aae.AAEConfig, ae_tx, d_tx, key: jax.Array, mesh):
+  """(ae_graphdef, d_graphdef, state), initialized in one jit and replicated over the mesh."""
+  ka, kd = jax.random.split(key)
+  make_ae = lambda: aae.AdversarialAutoencoder(cfg, rngs=nnx.Rngs(params=ka))
+  make_d = lambda: aae.LatentDiscriminator(cfg, rngs=nnx.Rngs(params=kd))
+  ae_def = nnx.split(nnx.eval_shape(make_ae), nnx.Param, ...)[0]
+  d_def = nnx.split(nnx.eval_shape(make_d), nnx.Param, ...)[0]
+
+  def init():
+    _, ap, ar = nnx.split(make_ae(), nnx.Param, ...)
+    _, dp, dr = nnx.split(make_d(), nnx.Param, ...)
+    return AAEState(jnp.zeros((), jnp.int32), ap, ar, ae_tx.init(ap), dp, dr, d_tx.init(dp))
+
+  return ae_def, d_def, jax.jit(init, out_shardings=sharding.replicated(mesh))()
+
+
+def d_step(state: AAEState, x_in, key, *, ae_def, d_def, d_tx, cfg: LossConfig):
+  """One latent-discriminator update; the autoencoder's parameters and optimizer pass through."""
+  kp, kgp = jax.random.split(key)
+  h = jax.lax.stop_gradient(nnx.merge(ae_def, state.ae_params, state.ae_rest).encode(x_in))
+  h_prior = cfg.prior_std * jax.random.normal(kp, h.shape, h.dtype)
+
+  def objective(d_params):
+    critic = lambda v: nnx.merge(d_def, d_params, state.d_rest)(v)
+    real, fake = critic(h_prior), critic(h)
+    loss = losses.gan_d_loss(real, fake, kind=cfg.d_kind).mean()
+    terms = {"d_loss": loss}
+    if cfg.gp_weight:
+      terms["gp"] = losses.gradient_penalty(critic, h_prior, h, kgp).mean()
+      loss = loss + cfg.gp_weight * terms["gp"]
+    terms.update(d_prior=real.mean(), d_codes=fake.mean(), d_total=loss)
+    return loss, terms
+
+  grads, terms = jax.grad(objective, has_aux=True)(state.d_params)
+  updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
+  return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), terms
+
+
+def ae_step(state: AAEState, x_in, target, y, *, ae_def, d_def, ae_tx, cfg: LossConfig):
+  """One autoencoder update against the current latent discriminator, whose state passes through."""
+
+  def objective(ae_params):
+    model = nnx.merge(ae_def, ae_params, state.ae_rest)
+    logits, aux = model(x_in)
+    x_hat = jax.nn.sigmoid(logits)
+    mse, dssim = losses.mse(x_hat, target).mean(), losses.dssim(x_hat, target).mean()
+    adv = losses.gan_g_loss(
+      nnx.merge(d_def, state.d_params, state.d_rest)(aux["h"]), kind="non_saturating"
+    ).mean()
+    ident = optax.softmax_cross_entropy_with_integer_labels(aux["id_logits"], y).mean()
+    loss = cfg.mse * mse + cfg.dssim * dssim + cfg.adversarial * adv + cfg.identity * ident
+    return loss, {"mse": mse, "dssim": dssim, "adv": adv, "id_ce": ident, "ae_loss": loss}
+
+  grads, terms = jax.grad(objective, has_aux=True)(state.ae_params)
+  updates, ae_opt = ae_tx.update(grads, state.ae_opt, state.ae_params)
+  return state.replace(
+    ae_params=optax.apply_updates(state.ae_params, updates), ae_opt=ae_opt
+  ), terms
+
+
+def make_train_step(ae_def, d_def, ae_tx, d_tx, cfg: LossConfig, aug: faces.AugmentConfig):
+  """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B]) -> one D update, one AE update."""
+
+  def train_step(state: AAEState, batch, key: jax.Array):
+    x, y = batch
+    step_key = jax.random.fold_in(key, state.step)
+    x_in, target = faces.augment(jax.random.fold_in(step_key, 0), x, aug)
+    state, d_terms = d_step(
+      state, x_in, jax.random.fold_in(step_key, 1), ae_def=ae_def, d_def=d_def, d_tx=d_tx, cfg=cfg
+    )
+    state, ae_terms = ae_step(
+      state, x_in, target, y, ae_def=ae_def, d_def=d_def, ae_tx=ae_tx, cfg=cfg
+    )
+    metrics = dict(d_terms, **ae_terms)
+    metrics["loss"] = metrics["d_total"] + metrics["ae_loss"]  # one scalar for the NaN check
+    return state.replace(step=state.step + 1), metrics
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def build(config: ml_collections.ConfigDict, mesh, num_identities: int):
+  model_cfg = aae.AAEConfig(**dict(config.model.to_dict(), num_identities=num_identities))
+  loss_cfg = LossConfig(**config.loss.to_dict())
+  aug = faces.AugmentConfig(**config.augment.to_dict())
+  ae_tx = optax.adam(config.learning_rate, b1=0.5, b2=0.999)
+  d_tx = optax.adam(config.d_learning_rate, b1=0.5, b2=0.999)
+  key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  ae_def, d_def, state = create(model_cfg, ae_tx, d_tx, key, mesh)
+  return ae_def, d_def, state, make_train_step(ae_def, d_def, ae_tx, d_tx, loss_cfg, aug)
+
+
+def load_data(config) -> tuple[faces.FaceDataset, faces.FaceDataset]:
+  """Train and held-out (by image) faces of every identity."""
+  if config.dataset == "mock":
+    ds = faces.mock(96, num_ids=4, seed=config.seed)
+  else:
+    ds = faces.load(config.data_root or None)
+  tr, te = faces.split_by_image(ds.y, test_fraction=config.test_fraction, seed=config.seed)
+  return faces.subset(ds, tr), faces.subset(ds, te)
+
+
+def _batches(train: faces.FaceDataset, mesh, *, seed: int, batch_size: int):
+  """get(step) -> (x, y) sharded; the order is a function of (seed, step) only."""
+  x = sharding.replicate(train.x, mesh)  # uint8 on the device; float32 per batch
+  y = sharding.replicate(train.y, mesh)
+  take = jax.jit(
+    lambda x, y, i: (x[i].astype(jnp.float32) / 255.0, y[i]),
+    out_shardings=sharding.data_sharding(mesh),
+  )
+  return lambda s: take(x, y, batching.batch_indices(seed, s, len(train), batch_size))
+
+
+def _model(ae_def, state: AAEState):
+  return nnx.merge(ae_def, state.ae_params, state.ae_rest)
+
+
+def eval_fn(ae_def, d_def):
+  """jit(state, x, y) -> per-example self-reconstruction metrics, identity hit, codes, D logits."""
+
+  @jax.jit
+  def fn(state: AAEState, x, y):
+    model = _model(ae_def, state)
+    logits, aux = model(x)
+    out = swap_train.self_swap_metrics(jax.nn.sigmoid(logits), x)
+    out["id_correct"] = (aux["id_logits"].argmax(-1) == y).astype(jnp.float32)
+    out["h"] = aux["h"]
+    out["d_codes"] = nnx.merge(d_def, state.d_params, state.d_rest)(aux["h"])
+    return out
+
+  return fn
+
+
+def evaluate(ae_def, d_def, state: AAEState, test: faces.FaceDataset, key, chunk: int = 64):
+  fn = eval_fn(ae_def, d_def)
+  parts = [fn(state, test.images(slice(i, i + chunk)), test.y[i : i + chunk])
+           for i in range(0, len(test), chunk)]  # fmt: skip
+  out = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+  h = out.pop("h")
+  d_codes = out.pop("d_codes")
+  prior = np.asarray(jax.random.normal(key, h.shape))
+  d_prior = np.asarray(nnx.merge(d_def, state.d_params, state.d_rest)(jnp.asarray(prior)))
+  results = {f"self_{k}": float(v.mean()) for k, v in out.items() if k != "id_correct"}
+  results["identity_accuracy"] = float(out["id_correct"].mean())
+  results.update(
+    code_mean_abs=float(np.abs(h.mean(0)).mean()),  # 0 under the prior
+    code_std=float(h.std(0).mean()),  # 1 under the prior
+    # D's accuracy at telling prior samples (logit > 0) from codes (logit < 0); 0.5 = fooled.
+    d_accuracy=float(((d_prior > 0).mean() + (d_codes < 0).mean()) / 2),
+  )
+  return results
+
+
+def preview(path: Path, ae_def, state: AAEState, test: faces.FaceDataset, names, key, n: int = 8):
+  """Rows: A, A reconstructed, B, B reconstructed, [A_id | B_rest], [B_id | A_rest], faces from
+  prior samples, slerp from A[0] to B[0]. Generated tiles are marked SYNTHETIC."""
+  model = _model(ae_def, state)
+  xa, xb = (test.images(test.y == test.label(nm))[:n] for nm in names)
+  n = min(len(xa), len(xb))
+  xa, xb = xa[:n], xb[:n]
+  ha, hb = model.encode(jnp.asarray(xa)), model.encode(jnp.asarray(xb))
+  gen = [model.decode(ha), model.decode(hb), model.decode(model.mix(ha, hb)),
+         model.decode(model.mix(hb, ha)),
+         model.decode(jax.random.normal(key, ha.shape)),
+         model.decode(aae.slerp(ha[0], hb[0], jnp.linspace(0, 1, n)))]  # fmt: skip
+  mark = lambda v: np.stack([faces.mark_synthetic(t) for t in np.asarray(v)])
+  rows = [xa, mark(gen[0]), xb, mark(gen[1]), mark(gen[2]), mark(gen[3]), mark(gen[4]),
+          mark(gen[5])]  # fmt: skip
+  return faces.save_synthetic_png(path, tlog.image_grid(np.concatenate(rows), ncol=n))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains config.num_steps steps (resuming from workdir), then writes results.json and previews."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  # Setup.
+  mesh = sharding.make_mesh(config.get("num_devices"))
+  sharding.check_batch_size(config.batch_size, mesh)
+  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+
+  # Data.
+  train, test = load_data(config)
+  get_batch = _batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
+
+  # Model, restored from the workdir when it holds a checkpoint.
+  ae_def, d_def, state, train_step = build(config, mesh, len(train.names))
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
+  state = ckpt.restore(state)
+  start = int(state.step)
+  writer = tlog.MetricWriter(workdir, start_step=start)
+
+  # Loop.
+  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
+             disable=not config.progress)  # fmt: skip
+  pending, t0, seen = None, time.perf_counter(), 0
+  deadline = (
+    time.monotonic() + 60 * config.time_limit_minutes if config.time_limit_minutes else None
+  )
+  for step in range(start, config.num_steps):
+    if deadline is not None and time.monotonic() > deadline:
+      break  # a shared machine's budget: stop early, checkpoint, evaluate what was trained
+    state, metrics = train_step(state, get_batch(step), train_key)
+    if pending is not None and swap_train._report(pending, writer, bar, config, t0, seen):
+      t0, seen = time.perf_counter(), 0
+    pending, seen = (step + 1, metrics), seen + config.batch_size
+    ckpt.maybe_save(step + 1, state)
+  if pending is not None:
+    swap_train._report(pending, writer, bar, config, t0, seen, force=True)
+  ckpt.maybe_save(int(state.step), state, force=True)
+  bar.close()
+
+  # Evaluate on the held-out images, write results and previews.
+  eval_key = jax.random.fold_in(jax.random.key(config.seed), 2)
+  results = evaluate(ae_def, d_def, state, test, eval_key)
+  results.update(step=int(state.step), num_train=len(train), num_test=len(test),
+                 config=config.to_dict())  # fmt: skip
+  writer.write_scalars(int(state.step), {k: v for k, v in results.items()
+                                         if isinstance(v, float)})  # fmt: skip
+  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  pair = (config.identity_a, config.identity_b) if config.dataset != "mock" else test.names[:2]
+  preview(workdir / "preview.png", ae_def, state, test, pair, jax.random.fold_in(eval_key, 1))
+  writer.close()
+  ckpt.close()
+  return results
+
+
+def restore(workdir: str | Path):
+  """(ae_graphdef, d_graphdef, state, config) of a finished run, from results.json and the latest
+  checkpoint."""
+  workdir = Path(workdir)
+  config = ml_collections.ConfigDict(json.loads((workdir / "results.json").read_text())["config"])
+  config.model.image_shape = tuple(config.model.image_shape)
+  for k in ("channels", "decoder_channels", "disc_hidden"):
+    config.model[k] = tuple(config.model[k])
+  train, _ = load_data(config)
+  ae_def, d_def, state, _ = build(config, sharding.make_mesh(1), len(train.names))
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
+  state = ckpt.restore(state)
+  ckpt.close()
+  return ae_def, d_def, state, config
+
+
+def swap_fn(ae_def):
+  """jit(state, x_source, x_target) -> pixels: the sources' identity on the targets."""
+  return jax.jit(lambda state, xs, xt: _model(ae_def, state).swap(xs, xt))
