@@ -101,7 +101,7 @@ def write_report(root: Path, rows: list) -> None:
   if grids:
     fig, axes = plt.subplots(len(grids), 1, figsize=(12, 1.6 * len(grids)))
     for ax, (n, img) in zip(np.atleast_1d(axes), grids, strict=True):
-      ax.imshow(img)
+      ax.imshow(img, cmap="gray")  # the grids are single-channel
       ax.set_axis_off()
       ax.set_title(f"{n}: top row test images, bottom row reconstructions", fontsize=8)
     fig.tight_layout()
