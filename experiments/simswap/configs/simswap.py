@@ -1,0 +1,59 @@
+"""Face swap (c): identity-injection generator (AdaIN) with a multi-scale PatchGAN, all LFW3D people.
+
+Run (after the identity-loss net, whose workdir is config.identity_workdir):
+  python scripts/train.py --config experiments/identity/configs/identity.py --workdir runs/identity/loss_net
+  python scripts/train.py --config experiments/simswap/configs/simswap.py --workdir runs/faceswap/c
+Variants (comma-separated): default, smoke (2 steps on generated faces with a random frozen
+identity net).
+Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
+gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020).
+Writes results.json (held-out self-swap L1 / PSNR / SSIM; for swaps to another person the cosine
+under the identity-loss net to the source and to the target, and the source-target cosine of the
+unchanged target, the copy-target baseline) and preview.png (a swap matrix). Cross-model numbers
+under the independent evaluator net: scripts/eval_faceswap.py.
+"""
+
+import ml_collections
+
+VARIANTS = ("default", "smoke")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.dataset = "lfw3d"  # or "mock": generated faces for tests
+  c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw3d_90 (or ../shared/data/faces/lfw3d_90)
+  c.identity_workdir = "runs/identity/loss_net"
+  c.test_fraction = 0.1
+  c.num_devices = None
+  c.model = ml_collections.ConfigDict(dict(
+    image_shape=(100, 100, 3), channels=(32, 64, 128), num_blocks=4, id_dim=128,
+    disc_channels=(32, 64, 128), num_scales=2,
+  ))  # fmt: skip
+  c.loss = ml_collections.ConfigDict(dict(
+    identity=10.0, reconstruction=10.0, feature_matching=10.0, gp=1e-5, adversarial=1.0,
+    fm_layers=1, same_fraction=0.5,
+  ))  # fmt: skip
+  c.augment = ml_collections.ConfigDict(dict(
+    flip=True, rotate=5.0, scale=0.03, shift=0.03, warp=0.0, warp_grid=5, brightness=0.05,
+    contrast=0.05, saturation=0.05,
+  ))  # fmt: skip
+  c.learning_rate = 4e-4
+  c.d_learning_rate = 4e-4
+  c.batch_size = 16
+  c.num_steps = 3000
+  c.log_every = 50
+  c.checkpoint_every = 500
+  c.time_limit_minutes = 0.0  # > 0: stop the loop after this long (then checkpoint and evaluate)
+  c.progress = True
+  for name in filter(None, (arg or "default").split(",")):
+    if name not in VARIANTS:
+      raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
+    if name == "smoke":
+      c.dataset, c.test_fraction, c.identity_workdir = "mock", 0.25, ""
+      c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
+      c.model.channels, c.model.num_blocks, c.model.id_dim = (8, 8, 8), 1, 16
+      c.model.disc_channels = (8, 8, 8)
+      c.num_steps, c.batch_size, c.log_every, c.checkpoint_every = 2, 8, 1, 2
+      c.progress = False
+  return c

@@ -1,0 +1,346 @@
+"""Face swap (c): identity-injection generator against a multi-scale PatchGAN (SimSwap-like).
+
+Data: all LFW3D identities, a fraction of each person's images held out (as in (b)). A batch of
+targets x_t is augmented (flip, small affine, colour jitter; no warp). The first
+`same_fraction` of the batch is its own source (x_s = x_t: a reconstruction pair); for the rest the
+source is the next face of the batch (x_s = roll(x_t), almost always another person). The source
+identity is v_s = unit(F(x_s)) for the frozen identity net F trained by experiments/identity.
+
+Each step makes two updates with separate optax states:
+  1. D (generator held fixed, fakes y = G(x_t, v_s) under stop_gradient), real images x_t:
+       L_D = sum_scales mean_patches hinge(D(x_t), D(y)) + w_gp * WGAN-GP(x_t, y);
+  2. G (D and F held fixed):
+       L_G = w_adv sum_scales mean_patches(-D(y))                   (hinge generator loss)
+           + w_id  mean(1 - cos(F(y), v_s))                          (identity)
+           + w_rec mean over reconstruction pairs of |y - x_t|       (L1, same person and image)
+           + w_fm  sum_scales FM(last fm_layers of D on y, on x_t)   (weak feature matching).
+The paper's weights are w_id = 10, w_rec = 10, w_fm = 10, w_gp = 1e-5 (Chen et al. 2020, sec. 4).
+Evaluation on the held-out images: self-swap (source = target) L1 / PSNR / SSIM, and for swaps to
+another person the cosine under F to the source and to the target; preview: a swap matrix.
+"""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx, struct
+from tqdm import tqdm
+
+from experiments.aae import train as aae_train
+from experiments.faceswap import train as swap_train
+from experiments.identity import train as id_train
+from genjax import losses
+from genjax.data import faces
+from genjax.models import identity, simswap
+from genjax.train import checkpoint, sharding
+from genjax.train import logging as tlog
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  identity: float = 10.0
+  reconstruction: float = 10.0
+  feature_matching: float = 10.0
+  gp: float = 1e-5
+  adversarial: float = 1.0
+  fm_layers: int = 1  # feature maps of each PatchGAN matched, counted from its last hidden layer
+  same_fraction: float = 0.5  # share of each batch that is its own source
+
+
+@struct.dataclass
+class SimSwapState:
+  """Generator and discriminator parameters, other variables and optimizer states; the frozen
+  identity net's variables (no optimizer); step."""
+
+  step: jax.Array
+  g_params: Any
+  g_rest: Any
+  g_opt: Any
+  d_params: Any
+  d_rest: Any
+  d_opt: Any
+  id_vars: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Defs:
+  """The static graph definitions of G, D and the identity net F."""
+
+  g: Any
+  d: Any
+  f: Any
+
+
+def create(cfg: simswap.SimSwapConfig, g_tx, d_tx, key, mesh, f_def, f_vars) -> tuple[Defs, Any]:
+  """(Defs, state), G and D initialized in one jit, everything replicated over the mesh."""
+  kg, kd = jax.random.split(key)
+  make_g = lambda: simswap.Generator(cfg, rngs=nnx.Rngs(params=kg))
+  make_d = lambda: simswap.MultiScaleDiscriminator(cfg, rngs=nnx.Rngs(params=kd))
+  g_def = nnx.split(nnx.eval_shape(make_g), nnx.Param, ...)[0]
+  d_def = nnx.split(nnx.eval_shape(make_d), nnx.Param, ...)[0]
+
+  def init(f_vars):
+    _, gp, gr = nnx.split(make_g(), nnx.Param, ...)
+    _, dp, dr = nnx.split(make_d(), nnx.Param, ...)
+    return SimSwapState(jnp.zeros((), jnp.int32), gp, gr, g_tx.init(gp), dp, dr, d_tx.init(dp),
+                        f_vars)  # fmt: skip
+
+  state = jax.jit(init, out_shardings=sharding.replicated(mesh))(f_vars)
+  return Defs(g_def, d_def, f_def), state
+
+
+def generator(defs: Defs, state: SimSwapState, params=None) -> simswap.Generator:
+  return nnx.merge(defs.g, state.g_params if params is None else params, state.g_rest)
+
+
+def discriminator(defs: Defs, state: SimSwapState, params=None):
+  return nnx.merge(defs.d, state.d_params if params is None else params, state.d_rest)
+
+
+def identity_vector(defs: Defs, state: SimSwapState, x: jax.Array) -> jax.Array:
+  """Unit identity embedding of faces x under the frozen net F, [B, D]."""
+  return simswap.unit(nnx.merge(defs.f, *state.id_vars)(x)[0])
+
+
+def make_pairs(x: jax.Array, same_fraction: float) -> tuple[jax.Array, jax.Array]:
+  """(sources [B, ...], same [B] bool): the first round(B * same_fraction) examples are their own
+  source, the others take the next example of the batch."""
+  n_same = round(x.shape[0] * same_fraction)
+  same = jnp.arange(x.shape[0]) < n_same
+  sources = jnp.where(same[:, None, None, None], x, jnp.roll(x, -1, axis=0))
+  return sources, same
+
+
+def d_step(state: SimSwapState, x_t, fake, key, *, defs: Defs, d_tx, cfg: LossConfig):
+  """One discriminator update (hinge + WGAN-GP); the generator and its optimizer pass through."""
+
+  def objective(d_params):
+    disc = discriminator(defs, state, d_params)
+    real_out, fake_out = disc(x_t), disc(fake)
+    hinge = sum(losses.gan_d_loss(r.reshape(-1), f.reshape(-1), kind="hinge").mean()
+                for (r, _), (f, _) in zip(real_out, fake_out, strict=True))  # fmt: skip
+    gp = losses.gradient_penalty(disc.critic, x_t, fake, key).mean()
+    loss = hinge + cfg.gp * gp
+    return loss, {"d_hinge": hinge, "gp": gp, "d_loss": loss,
+                  "d_real": sum(r.mean() for r, _ in real_out),
+                  "d_fake": sum(f.mean() for f, _ in fake_out)}  # fmt: skip
+
+  grads, terms = jax.grad(objective, has_aux=True)(state.d_params)
+  updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
+  return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), terms
+
+
+def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, cfg: LossConfig):
+  """(L_G, its terms) of the generator with parameters g_params; D and F are held fixed."""
+  fake = jax.nn.sigmoid(generator(defs, state, g_params)(x_t, v_s))
+  disc = discriminator(defs, state)
+  fake_out, real_out = disc(fake), disc(x_t)
+  adv = sum(losses.gan_g_loss(f.reshape(-1), kind="hinge").mean() for f, _ in fake_out)
+  fm = sum(losses.feature_matching(
+             ff[-cfg.fm_layers :], [jax.lax.stop_gradient(r) for r in rf[-cfg.fm_layers :]]
+           ).mean() for (_, ff), (_, rf) in zip(fake_out, real_out, strict=True))  # fmt: skip
+  ident = losses.identity_loss(identity_vector(defs, state, fake), v_s).mean()
+  w = same.astype(fake.dtype)
+  l1 = jnp.abs(fake - x_t).reshape(x_t.shape[0], -1).mean(1)
+  rec = (w * l1).sum() / jnp.maximum(w.sum(), 1.0)
+  loss = (cfg.adversarial * adv + cfg.identity * ident + cfg.reconstruction * rec
+          + cfg.feature_matching * fm)  # fmt: skip
+  return loss, {"g_adv": adv, "fm": fm, "id_loss": ident, "rec_l1": rec, "g_loss": loss}
+
+
+def g_step(state: SimSwapState, x_t, v_s, same, *, defs: Defs, g_tx, cfg: LossConfig):
+  objective = lambda p: g_terms(defs, state, p, x_t, v_s, same, cfg)
+  grads, terms = jax.grad(objective, has_aux=True)(state.g_params)
+  updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
+  return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt), terms
+
+
+def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: faces.AugmentConfig):
+  """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B]) -> one D update, one G update."""
+
+  def train_step(state: SimSwapState, batch, key: jax.Array):
+    x, _ = batch
+    step_key = jax.random.fold_in(key, state.step)
+    _, x_t = faces.augment(jax.random.fold_in(step_key, 0), x, aug)
+    x_s, same = make_pairs(x_t, cfg.same_fraction)
+    v_s = jax.lax.stop_gradient(identity_vector(defs, state, x_s))
+    fake = jax.lax.stop_gradient(jax.nn.sigmoid(generator(defs, state)(x_t, v_s)))
+    state, d_terms = d_step(state, x_t, fake, jax.random.fold_in(step_key, 1), defs=defs,
+                            d_tx=d_tx, cfg=cfg)  # fmt: skip
+    state, g_terms_ = g_step(state, x_t, v_s, same, defs=defs, g_tx=g_tx, cfg=cfg)
+    metrics = dict(d_terms, **g_terms_)
+    metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]  # one scalar for the NaN check
+    return state.replace(step=state.step + 1), metrics
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def identity_net(config, mesh):
+  """(graphdef, (params, rest)) of the frozen identity net: restored from config.identity_workdir,
+  or, only for generated test faces, a randomly initialized one."""
+  if config.identity_workdir:
+    f_def, f_state, _ = id_train.restore(config.identity_workdir)
+    return f_def, sharding.replicate((f_state.params, f_state.rest), mesh)
+  if config.dataset != "mock":
+    raise ValueError("config.identity_workdir is empty: train the identity net first "
+                     "(experiments/identity/configs/identity.py) and point at its workdir.")  # fmt: skip
+  cfg = identity.IdentityConfig(image_shape=tuple(config.model.image_shape), channels=(8, 8),
+                                embed_dim=config.model.id_dim, num_classes=4)  # fmt: skip
+  make = lambda: identity.IdentityNet(cfg, rngs=nnx.Rngs(params=jax.random.key(config.seed + 99)))
+  f_def = nnx.split(nnx.eval_shape(make), nnx.Param, ...)[0]
+  params, rest = jax.jit(lambda: nnx.split(make(), nnx.Param, ...)[1:])()  # one compilation
+  return f_def, sharding.replicate((params, rest), mesh)
+
+
+def build(config: ml_collections.ConfigDict, mesh):
+  f_def, f_vars = identity_net(config, mesh)
+  id_dim = jax.tree.leaves(f_vars[0]["embed"])[0].shape[-1]
+  if id_dim != config.model.id_dim:
+    raise ValueError(f"config.model.id_dim = {config.model.id_dim}, but the identity net embeds "
+                     f"into {id_dim} dims.")  # fmt: skip
+  model_cfg = simswap.SimSwapConfig(**config.model.to_dict())
+  loss_cfg = LossConfig(**config.loss.to_dict())
+  aug = faces.AugmentConfig(**config.augment.to_dict())
+  g_tx = optax.adam(config.learning_rate, b1=0.0, b2=0.99)
+  d_tx = optax.adam(config.d_learning_rate, b1=0.0, b2=0.99)
+  key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  defs, state = create(model_cfg, g_tx, d_tx, key, mesh, f_def, f_vars)
+  return defs, state, make_train_step(defs, g_tx, d_tx, loss_cfg, aug)
+
+
+def eval_fn(defs: Defs):
+  """jit(state, x) -> per-example self-swap metrics, and cosines under F of the swap
+  G(x, v(roll x)) to its source roll(x) and to its target x."""
+
+  @jax.jit
+  def fn(state: SimSwapState, x):
+    g = generator(defs, state)
+    v = identity_vector(defs, state, x)
+    out = swap_train.self_swap_metrics(g.swap(x, v), x)
+    v_src = jnp.roll(v, -1, axis=0)
+    v_swap = identity_vector(defs, state, g.swap(x, v_src))
+    out["cos_to_source"] = identity.cosine(v_swap, v_src)
+    out["cos_to_target"] = identity.cosine(v_swap, v)
+    out["cos_target_source"] = identity.cosine(v, v_src)  # the copy-target baseline
+    return out
+
+  return fn
+
+
+def evaluate(defs: Defs, state: SimSwapState, test: faces.FaceDataset, chunk: int = 64) -> dict:
+  """Held-out metrics. The test order is shuffled once (seed 0) so that roll(x) is mostly another
+  person; pairs of the same person are excluded from the cosine averages."""
+  order = np.random.default_rng(0).permutation(len(test))
+  fn = eval_fn(defs)
+  parts, other = [], []
+  for i in range(0, len(order), chunk):
+    idx = order[i : i + chunk]
+    if len(idx) < 2:
+      continue
+    parts.append(fn(state, test.images(idx)))
+    other.append(test.y[idx] != np.roll(test.y[idx], -1))
+  out = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+  other = np.concatenate(other)
+  results = {f"self_{k}": float(out[k].mean()) for k in ("l1", "psnr", "ssim")}
+  for k in ("cos_to_source", "cos_to_target", "cos_target_source"):
+    results[f"swap_{k}"] = float(out[k][other].mean())
+  results["num_swap_pairs"] = int(other.sum())
+  return results
+
+
+def preview(path: Path, defs: Defs, state: SimSwapState, test: faces.FaceDataset, n: int = 6):
+  """Swap matrix: top row the sources (one face of each of n people), left column the targets;
+  cell (i, j) = target i with the identity of source j (diagonal: self-swap). Marked SYNTHETIC."""
+  people = np.unique(test.y)[:n]
+  x = np.stack([test.images(np.flatnonzero(test.y == p)[:1])[0] for p in people])
+  n = len(x)
+
+  @jax.jit
+  def matrix(state, x):  # [targets, sources, H, W, 3]
+    g, v = generator(defs, state), identity_vector(defs, state, x)
+    return jax.vmap(lambda xt: g.swap(jnp.broadcast_to(xt, x.shape), v))(x)
+
+  out = np.asarray(matrix(state, jnp.asarray(x)))
+  tiles = [np.ones_like(x[0])] + list(x)
+  for i in range(n):
+    tiles += [x[i]] + [faces.mark_synthetic(t) for t in out[i]]
+  return faces.save_synthetic_png(path, tlog.image_grid(np.stack(tiles), ncol=n + 1))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains config.num_steps steps (resuming from workdir), then writes results.json and previews."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  # Setup and data.
+  mesh = sharding.make_mesh(config.get("num_devices"))
+  sharding.check_batch_size(config.batch_size, mesh)
+  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  train, test = aae_train.load_data(config)
+  get_batch = aae_train._batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
+
+  # Model, restored from the workdir when it holds a checkpoint.
+  defs, state, train_step = build(config, mesh)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
+  state = ckpt.restore(state)
+  start = int(state.step)
+  writer = tlog.MetricWriter(workdir, start_step=start)
+
+  # Loop.
+  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
+             disable=not config.progress)  # fmt: skip
+  pending, t0, seen = None, time.perf_counter(), 0
+  deadline = (
+    time.monotonic() + 60 * config.time_limit_minutes if config.time_limit_minutes else None
+  )
+  for step in range(start, config.num_steps):
+    if deadline is not None and time.monotonic() > deadline:
+      break  # a shared machine's budget: stop early, checkpoint, evaluate what was trained
+    state, metrics = train_step(state, get_batch(step), train_key)
+    if pending is not None and swap_train._report(pending, writer, bar, config, t0, seen):
+      t0, seen = time.perf_counter(), 0
+    pending, seen = (step + 1, metrics), seen + config.batch_size
+    ckpt.maybe_save(step + 1, state)
+  if pending is not None:
+    swap_train._report(pending, writer, bar, config, t0, seen, force=True)
+  ckpt.maybe_save(int(state.step), state, force=True)
+  bar.close()
+
+  # Evaluate on the held-out images, write results and the swap matrix.
+  results = evaluate(defs, state, test)
+  results.update(step=int(state.step), num_train=len(train), num_test=len(test),
+                 config=config.to_dict())  # fmt: skip
+  writer.write_scalars(int(state.step), {k: v for k, v in results.items()
+                                         if isinstance(v, float)})  # fmt: skip
+  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  preview(workdir / "preview.png", defs, state, test)
+  writer.close()
+  ckpt.close()
+  return results
+
+
+def restore(workdir: str | Path):
+  """(defs, state, config) of a finished run, from results.json and the latest checkpoint."""
+  workdir = Path(workdir)
+  config = ml_collections.ConfigDict(json.loads((workdir / "results.json").read_text())["config"])
+  config.model.image_shape = tuple(config.model.image_shape)
+  for k in ("channels", "disc_channels"):
+    config.model[k] = tuple(config.model[k])
+  defs, state, _ = build(config, sharding.make_mesh(1))
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
+  state = ckpt.restore(state)
+  ckpt.close()
+  return defs, state, config
+
+
+def swap_fn(defs: Defs):
+  """jit(state, x_source, x_target) -> pixels: the sources' identity on the targets."""
+  return jax.jit(lambda state, xs, xt: generator(defs, state).swap(
+    xt, identity_vector(defs, state, xs)))  # fmt: skip

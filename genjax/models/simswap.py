@@ -1,0 +1,150 @@
+"""Face swap (c): identity-injection generator and multi-scale PatchGAN (after SimSwap, Chen et al. 2020).
+
+The generator G(x_target, v_source) encodes the target face, passes the code through residual
+blocks whose AdaIN scale and shift are a linear function of the source identity vector v_source
+(the unit embedding of a frozen identity net), and decodes it: the target's pose, expression and
+lighting with the source's identity. One generator serves every pair of people, unlike (a).
+
+  encoder   3x3 conv (c0), then stride-2 3x3 convs c0 -> c1 -> c2     100 -> 50 -> 25
+  ID blocks x + AdaIN(conv(relu(AdaIN(conv(x), v))), v), num_blocks times at 25x25xc2
+  decoder   4x4 stride-2 transposed convs (sub-pixel form) c2 -> c1 -> c0, 3x3 conv to RGB logits
+
+The discriminator is a PatchGAN (Isola et al. 2017) at num_scales resolutions (the image, then
+average-pooled by 2 each time; pix2pixHD, Wang et al. 2018): 4x4 convs with leaky ReLU, stride 2,
+2, 1, then a 4x4 conv to one logit per patch. It returns, per scale, the patch logits and the
+feature maps of its hidden layers (for the feature-matching loss).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from genjax import nn
+
+
+@dataclasses.dataclass(frozen=True)
+class SimSwapConfig:
+  """Architecture.
+
+  image_shape: (H, W, 3), H and W divisible by 4 (100x100x3 in the design).
+  channels: (c0, c1, c2) widths of the encoder (and, reversed, the decoder).
+  num_blocks: identity-injection residual blocks at H/4 x W/4.
+  id_dim: size of the identity vector v (the identity net's embedding).
+  disc_channels: widths of the PatchGAN's three hidden convs.
+  num_scales: PatchGANs, one per resolution (image, image / 2, ...).
+  """
+
+  image_shape: tuple[int, int, int] = (100, 100, 3)
+  channels: tuple[int, int, int] = (32, 64, 128)
+  num_blocks: int = 4
+  id_dim: int = 128
+  disc_channels: tuple[int, int, int] = (32, 64, 128)
+  num_scales: int = 2
+
+
+def _conv(a: int, b: int, k: int, s: int, rngs: nnx.Rngs) -> nnx.Conv:
+  return nnx.Conv(a, b, kernel_size=(k, k), strides=(s, s), padding="SAME", rngs=rngs)
+
+
+def _act(x: jax.Array) -> jax.Array:
+  return jax.nn.leaky_relu(x, 0.2)
+
+
+class IDBlock(nnx.Module):
+  """Residual block with identity injection: x + AdaIN(conv(relu(AdaIN(conv(x), v))), v)."""
+
+  def __init__(self, features: int, id_dim: int, *, rngs: nnx.Rngs):
+    self.conv1 = _conv(features, features, 3, 1, rngs)
+    self.conv2 = _conv(features, features, 3, 1, rngs)
+    self.norm1 = nn.AdaIN(features, id_dim, rngs=rngs)
+    self.norm2 = nn.AdaIN(features, id_dim, rngs=rngs)
+
+  def __call__(self, x: jax.Array, v: jax.Array) -> jax.Array:
+    h = jax.nn.relu(self.norm1(self.conv1(x), v))
+    return x + self.norm2(self.conv2(h), v)
+
+
+class Generator(nnx.Module):
+  """G(x_target [B, H, W, 3], v_source [B, id_dim]) -> logits [B, H, W, 3] (sigmoid gives pixels)."""
+
+  def __init__(self, cfg: SimSwapConfig, *, rngs: nnx.Rngs):
+    h, w, c = cfg.image_shape
+    if h % 4 or w % 4:
+      raise ValueError(f"Generator needs H, W divisible by 4, got image_shape {cfg.image_shape}.")
+    c0, c1, c2 = cfg.channels
+    self.image_shape, self.id_dim = tuple(cfg.image_shape), cfg.id_dim
+    self.stem = _conv(c, c0, 3, 1, rngs)
+    self.down1 = _conv(c0, c1, 3, 2, rngs)
+    self.down2 = _conv(c1, c2, 3, 2, rngs)
+    self.blocks = nnx.List([IDBlock(c2, cfg.id_dim, rngs=rngs) for _ in range(cfg.num_blocks)])
+    self.up1 = nn.ConvTranspose2x(c2, c1, rngs=rngs)
+    self.up2 = nn.ConvTranspose2x(c1, c0, rngs=rngs)
+    self.to_rgb = _conv(c0, c, 3, 1, rngs)
+
+  def __call__(self, x: jax.Array, v: jax.Array) -> jax.Array:
+    nn.check_images(x, self.image_shape, "Generator")
+    if v.shape != (x.shape[0], self.id_dim):
+      raise ValueError(f"Generator: want v [{x.shape[0]}, {self.id_dim}], got {v.shape}.")
+    h = _act(self.stem(2.0 * x - 1.0))
+    h = _act(self.down2(_act(self.down1(h))))
+    for block in self.blocks:
+      h = block(h, v)
+    h = _act(self.up2(_act(self.up1(h))))
+    return self.to_rgb(h)
+
+  def swap(self, x_target: jax.Array, v_source: jax.Array) -> jax.Array:
+    """Pixels in [0, 1]: the targets with the identity v_source."""
+    return jax.nn.sigmoid(self(x_target, v_source))
+
+
+class PatchGAN(nnx.Module):
+  """x [B, H, W, 3] -> (patch logits [B, h, w], [hidden feature maps])."""
+
+  def __init__(self, channels: tuple[int, int, int], in_features: int, *, rngs: nnx.Rngs):
+    widths = (in_features, *channels)
+    self.convs = nnx.List([_conv(a, b, 4, s, rngs)
+                           for a, b, s in zip(widths[:-1], widths[1:], (2, 2, 1), strict=True)])  # fmt: skip
+    self.out = _conv(widths[-1], 1, 4, 1, rngs)
+
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    h, feats = 2.0 * x - 1.0, []
+    for conv in self.convs:
+      h = _act(conv(h))
+      feats.append(h)
+    return self.out(h)[..., 0], feats
+
+
+def downsample(x: jax.Array) -> jax.Array:
+  """2x2 average pooling (odd sizes: the last row / column is dropped)."""
+  b, h, w, c = x.shape
+  x = x[:, : h - h % 2, : w - w % 2]
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+class MultiScaleDiscriminator(nnx.Module):
+  """model(x) -> [(patch logits [B, h_s, w_s], feature maps) for each scale s]."""
+
+  def __init__(self, cfg: SimSwapConfig, *, rngs: nnx.Rngs):
+    self.image_shape = tuple(cfg.image_shape)
+    self.nets = nnx.List([PatchGAN(cfg.disc_channels, cfg.image_shape[-1], rngs=rngs)
+                          for _ in range(cfg.num_scales)])  # fmt: skip
+
+  def __call__(self, x: jax.Array) -> list[tuple[jax.Array, list[jax.Array]]]:
+    nn.check_images(x, self.image_shape, "MultiScaleDiscriminator")
+    out = []
+    for i, net in enumerate(self.nets):
+      out.append(net(x))
+      if i + 1 < len(self.nets):
+        x = downsample(x)
+    return out
+
+  def critic(self, x: jax.Array) -> jax.Array:
+    """One score per example [B]: the mean patch logit, summed over scales (for the penalty)."""
+    return sum(logits.mean(axis=(1, 2)) for logits, _ in self(x))
+
+
+def unit(v: jax.Array) -> jax.Array:
+  """Rows scaled to unit length (the identity vector fed to the AdaIN blocks)."""
+  return v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-12)

@@ -1,0 +1,150 @@
+"""Face swap (c): generator and discriminator shapes, identity injection, pairs, the separation of
+the alternating updates, the generator loss as its weighted terms, and a smoke run."""
+
+import functools
+import json
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from experiments.simswap import train as sim_train
+from experiments.simswap.configs import simswap as sim_config
+from genjax.models import identity, simswap
+from genjax.train import sharding
+
+SHAPE = (32, 32, 3)
+CFG = simswap.SimSwapConfig(image_shape=SHAPE, channels=(4, 6, 8), num_blocks=2, id_dim=5,
+                            disc_channels=(4, 4, 4), num_scales=2)  # fmt: skip
+
+
+def test_generator_and_discriminator_shapes(key):
+  g = simswap.Generator(CFG, rngs=nnx.Rngs(0))
+  x = jax.random.uniform(key, (3, *SHAPE))
+  v = simswap.unit(jax.random.normal(key, (3, 5)))
+  y = jax.jit(g.swap)(x, v)  # one compilation instead of one per operation
+  chex.assert_shape(y, (3, *SHAPE))
+  assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+  with pytest.raises(ValueError, match="want v"):
+    g(x, v[:, :4])
+  with pytest.raises(ValueError, match="divisible by 4"):
+    simswap.Generator(simswap.SimSwapConfig(image_shape=(30, 30, 3)), rngs=nnx.Rngs(0))
+  d = simswap.MultiScaleDiscriminator(CFG, rngs=nnx.Rngs(1))
+  out = jax.jit(d)(x)
+  # Strides 2, 2, 1, 1 with SAME padding: 32 -> 8 patches per side, 16 -> 4 at the second scale.
+  chex.assert_shape([logits for logits, _ in out], [(3, 8, 8), (3, 4, 4)])
+  assert [f.shape[-1] for f in out[0][1]] == [4, 4, 4]
+  np.testing.assert_allclose(
+    jax.jit(d.critic)(x), out[0][0].mean((1, 2)) + out[1][0].mean((1, 2)), rtol=1e-5
+  )
+  np.testing.assert_allclose(simswap.downsample(x)[0, 0, 0], x[0, :2, :2].mean((0, 1)), rtol=1e-6)
+
+
+def test_the_identity_vector_is_injected(key):
+  """The output depends on v (through AdaIN only) and each ID block's AdaIN sets its channel stats."""
+  g = simswap.Generator(CFG, rngs=nnx.Rngs(0))
+  forward = jax.jit(g)
+  x = jnp.repeat(jax.random.uniform(key, (1, *SHAPE)), 2, axis=0)
+  v = simswap.unit(jax.random.normal(jax.random.fold_in(key, 1), (2, 5)))
+  out = forward(x, v)
+  assert float(jnp.abs(out[0] - out[1]).max()) > 1e-4  # same target, two identities
+  np.testing.assert_allclose(forward(x, jnp.stack([v[0], v[0]]))[1], out[0], atol=1e-5)
+  norm = g.blocks[0].norm1
+  h = jax.random.normal(key, (2, 8, 8, 8))
+  gamma, beta, y = jax.jit(lambda h, v: (*jnp.split(norm.proj(v), 2, axis=-1), norm(h, v)))(h, v)
+  np.testing.assert_allclose(y.mean((1, 2)), beta, atol=1e-4)
+  np.testing.assert_allclose(y.std((1, 2)), jnp.abs(1.0 + gamma), rtol=1e-3, atol=1e-4)
+
+
+def test_make_pairs():
+  x = jnp.arange(6.0).reshape(6, 1, 1, 1)
+  src, same = sim_train.make_pairs(x, 0.5)
+  np.testing.assert_array_equal(same, [True, True, True, False, False, False])
+  np.testing.assert_array_equal(src.ravel(), [0, 1, 2, 4, 5, 0])
+
+
+def _setup(key):
+  mesh = sharding.make_mesh(1)
+  f = identity.IdentityNet(identity.IdentityConfig(image_shape=SHAPE, channels=(4,), embed_dim=5,
+                                                   num_classes=3), rngs=nnx.Rngs(7))  # fmt: skip
+  f_def, fp, fr = nnx.split(f, nnx.Param, ...)
+  g_tx, d_tx = optax.adam(1e-2), optax.adam(1e-2)
+  defs, state = sim_train.create(CFG, g_tx, d_tx, key, mesh, f_def, (fp, fr))
+  x = jax.random.uniform(jax.random.fold_in(key, 1), (4, *SHAPE))
+  src, same = sim_train.make_pairs(x, 0.5)
+  v = jax.jit(functools.partial(sim_train.identity_vector, defs))(state, src)
+  return defs, state, g_tx, d_tx, x, v, same
+
+
+def _changed(a, b):
+  return [bool(jnp.any(p != q)) for p, q in zip(jax.tree.leaves(a), jax.tree.leaves(b),
+                                                strict=True)]  # fmt: skip
+
+
+def test_discriminator_step_leaves_generator_and_identity_net_untouched(key):
+  defs, state, g_tx, d_tx, x, v, same = _setup(key)
+  fake = jax.jit(lambda s: jax.nn.sigmoid(sim_train.generator(defs, s)(x, v)))(state)
+  step = functools.partial(sim_train.d_step, defs=defs, d_tx=d_tx, cfg=sim_train.LossConfig())
+  new, terms = jax.jit(step)(state, x, fake, key)
+  assert not any(_changed(state.g_params, new.g_params))
+  assert not any(_changed(state.g_opt, new.g_opt))
+  assert not any(_changed(state.id_vars, new.id_vars))
+  # Every kernel moves. The output-layer biases do not: their hinge gradient is
+  # -mean 1[l_real < 1] + mean 1[l_fake > -1] = -1 + 1 = 0 while every patch is inside the margin.
+  kernels = lambda p: [a for path, a in jax.tree_util.tree_leaves_with_path(p)
+                       if "kernel" in jax.tree_util.keystr(path)]  # fmt: skip
+  assert all(_changed(kernels(state.d_params), kernels(new.d_params)))
+  np.testing.assert_allclose(terms["d_loss"], terms["d_hinge"] + 1e-5 * terms["gp"], rtol=1e-6)
+
+
+def test_generator_step_leaves_discriminator_and_identity_net_untouched(key):
+  defs, state, g_tx, d_tx, x, v, same = _setup(key)
+  step = functools.partial(sim_train.g_step, defs=defs, g_tx=g_tx, cfg=sim_train.LossConfig())
+  new, _ = jax.jit(step)(state, x, v, same)
+  assert not any(_changed(state.d_params, new.d_params))
+  assert not any(_changed(state.d_opt, new.d_opt))
+  assert not any(_changed(state.id_vars, new.id_vars))
+  assert any(_changed(state.g_params, new.g_params))
+
+
+def test_generator_loss_is_the_weighted_sum_of_independently_computed_terms(key):
+  defs, state, g_tx, d_tx, x, v, same = _setup(key)
+  cfg = sim_train.LossConfig(identity=2.0, reconstruction=3.0, feature_matching=5.0,
+                             adversarial=0.5)  # fmt: skip
+  loss, t = jax.jit(lambda s: sim_train.g_terms(defs, s, s.g_params, x, v, same, cfg))(state)
+  np.testing.assert_allclose(
+    loss, 0.5 * t["g_adv"] + 2 * t["id_loss"] + 3 * t["rec_l1"] + 5 * t["fm"], rtol=1e-5
+  )
+  # Reference computations in NumPy from the raw network outputs.
+  raw = jax.jit(lambda s: (jax.nn.sigmoid(sim_train.generator(defs, s)(x, v)),))(state)
+  y = np.asarray(raw[0], np.float64)
+  rec = np.abs(y - np.asarray(x))[:2].mean()  # examples 0, 1 are their own source
+  np.testing.assert_allclose(t["rec_l1"], rec, rtol=1e-4)
+  f = nnx.merge(defs.f, *state.id_vars)
+  vy, vs = np.asarray(jax.jit(f)(raw[0])[0], np.float64), np.asarray(v, np.float64)
+  cos = (vy * vs).sum(1) / np.linalg.norm(vy, axis=1) / np.linalg.norm(vs, axis=1)
+  np.testing.assert_allclose(t["id_loss"], (1 - cos).mean(), rtol=1e-4, atol=1e-6)
+  assert 0.0 <= float(t["id_loss"]) <= 2.0
+  d = jax.jit(sim_train.discriminator(defs, state))
+  out_f, out_r = d(raw[0]), d(x)
+  np.testing.assert_allclose(t["g_adv"], sum(-np.asarray(lf).mean() for lf, _ in out_f), rtol=1e-4)
+  fm = sum(np.abs(np.asarray(ff[-1]) - np.asarray(rf[-1])).mean() for (_, ff), (_, rf)
+           in zip(out_f, out_r, strict=True))  # fmt: skip
+  np.testing.assert_allclose(t["fm"], fm, rtol=1e-4)
+
+
+def test_smoke_run_writes_results_and_swap_matrix(tmp_path):
+  config = sim_config.get_config("smoke")
+  results = sim_train.train_and_evaluate(config, str(tmp_path))
+  assert results["step"] == 2
+  for k in ("self_l1", "self_psnr", "self_ssim", "swap_cos_to_source", "swap_cos_to_target"):
+    assert np.isfinite(results[k]), k
+  assert json.loads((tmp_path / "results.json").read_text())["step"] == 2
+  assert (tmp_path / "preview.png").stat().st_size > 0
+  with pytest.raises(ValueError, match="identity_workdir"):
+    config.dataset = "lfw3d"
+    sim_train.build(config, sharding.make_mesh(1))
