@@ -31,6 +31,16 @@ def test_split_by_image_keeps_identities_and_split_by_identity_separates_them():
   assert len(tr) + len(te) == len(y)
 
 
+def test_split_by_image_with_names_holds_out_the_same_faces_in_any_subset():
+  y = np.repeat(np.arange(5), [12, 7, 30, 9, 15])
+  names = ("ann", "bob", "cyd", "dee", "eve")
+  _, te = faces.split_by_image(y, test_fraction=0.2, seed=3, names=names)
+  keep = np.flatnonzero(np.isin(y, [1, 2]))  # a two-person set, relabelled 0, 1
+  _, te_pair = faces.split_by_image((y[keep] == 2).astype(int), test_fraction=0.2, seed=3,
+                                    names=("bob", "cyd"))  # fmt: skip
+  np.testing.assert_array_equal(keep[te_pair], te[np.isin(y[te], [1, 2])])
+
+
 def test_augment_keeps_shapes_and_range_and_is_identity_without_jitter(key):
   x = jnp.asarray(faces.mock(4).images())
   cfg = faces.AugmentConfig()

@@ -154,10 +154,12 @@ def build(config: ml_collections.ConfigDict, mesh, num_identities: int):
 def load_data(config) -> tuple[faces.FaceDataset, faces.FaceDataset]:
   """Train and held-out (by image) faces of every identity."""
   if config.dataset == "mock":
-    ds = faces.mock(96, num_ids=4, seed=config.seed)
+    ds = faces.mock(96, num_ids=4, size=config.model.image_shape[0], seed=config.seed)
   else:
     ds = faces.load(config.data_root or None)
-  tr, te = faces.split_by_image(ds.y, test_fraction=config.test_fraction, seed=config.seed)
+  tr, te = faces.split_by_image(
+    ds.y, test_fraction=config.test_fraction, seed=config.seed, names=ds.names
+  )
   return faces.subset(ds, tr), faces.subset(ds, te)
 
 

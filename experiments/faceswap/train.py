@@ -77,13 +77,16 @@ def build(config: ml_collections.ConfigDict, mesh):
 def load_pair(config) -> tuple[faces.FaceDataset, faces.FaceDataset, tuple[str, str]]:
   """Train and held-out (by image) faces of the pair; identity 0 is A, 1 is B."""
   if config.dataset == "mock":
-    ds, names = faces.mock(96, num_ids=2, seed=config.seed), ("person_0", "person_1")
+    size = config.model.image_shape[0]
+    ds, names = faces.mock(96, num_ids=2, size=size, seed=config.seed), ("person_0", "person_1")
   else:
     ds, names = faces.load(config.data_root or None), (config.identity_a, config.identity_b)
   ids = [ds.label(n) for n in names]
   keep = np.flatnonzero(np.isin(ds.y, ids))
   pair = faces.FaceDataset(x=ds.x[keep], y=(ds.y[keep] == ids[1]).astype(np.int32), names=names)
-  tr, te = faces.split_by_image(pair.y, test_fraction=config.test_fraction, seed=config.seed)
+  tr, te = faces.split_by_image(
+    pair.y, test_fraction=config.test_fraction, seed=config.seed, names=names
+  )
   return faces.subset(pair, tr), faces.subset(pair, te), names
 
 

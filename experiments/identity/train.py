@@ -76,12 +76,14 @@ def verification_pairs(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np
 
 
 def verification_accuracy(sim: np.ndarray, same: np.ndarray, seed: int = 0) -> dict:
-  """Threshold fitted on one half of the pairs, accuracy on the other (2-fold, averaged)."""
+  """Threshold fitted on one half of the pairs (the best of the midpoints between its sorted
+  scores), accuracy on the other (2-fold, averaged)."""
   perm = np.random.default_rng(seed).permutation(len(sim))
   folds, accs, ts = np.array_split(perm, 2), [], []
   for k in range(2):
     fit, test = folds[k], folds[1 - k]
-    cands = np.unique(sim[fit])
+    v = np.unique(sim[fit])
+    cands = np.r_[v[0] - 1.0, (v[:-1] + v[1:]) / 2, v[-1] + 1.0]  # midpoints between scores
     t = cands[np.argmax([((sim[fit] > c) == same[fit]).mean() for c in cands])]
     accs.append(float(((sim[test] > t) == same[test]).mean()))
     ts.append(float(t))
@@ -112,7 +114,7 @@ def build(config, mesh, num_classes: int):
 
 def load_data(config) -> faces.FaceDataset:
   if config.dataset == "mock":
-    return faces.mock(160, num_ids=8, seed=config.seed)
+    return faces.mock(160, num_ids=8, size=config.model.image_shape[0], seed=config.seed)
   return faces.load(config.data_root or None)
 
 
@@ -174,3 +176,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   ckpt.close()
   return results
+
+
+def restore(workdir: str | Path):
+  """(graphdef, state, config) of a finished identity run, from results.json and its checkpoint."""
+  workdir = Path(workdir)
+  if not (workdir / "results.json").exists():
+    raise FileNotFoundError(
+      f"{workdir}/results.json not found: train the identity net first, e.g. python scripts/train.py "
+      f"--config experiments/identity/configs/identity.py --workdir {workdir}"
+    )
+  results = json.loads((workdir / "results.json").read_text())
+  config = ml_collections.ConfigDict(results["config"])
+  config.model.image_shape = tuple(config.model.image_shape)
+  config.model.channels = tuple(config.model.channels)
+  graphdef, state, _ = build(config, sharding.make_mesh(1), results["num_train_ids"])
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
+  state = ckpt.restore(state)
+  ckpt.close()
+  return graphdef, state, config

@@ -10,6 +10,7 @@ Every image a swap produces is marked as synthetic: `mark_synthetic` draws a vis
 import dataclasses
 import functools
 import os
+import zlib
 from pathlib import Path
 
 import jax
@@ -147,13 +148,19 @@ def mock(n: int = 64, *, num_ids: int = 4, size: int = FACE_SIZE, seed: int = 0)
 # --- Splits --------------------------------------------------------------------------------------
 
 
-def split_by_image(y: np.ndarray, *, test_fraction: float = 0.1, seed: int = 0):
+def split_by_image(y: np.ndarray, *, test_fraction: float = 0.1, seed: int = 0, names=None):
   """Same identities on both sides: per identity, a fraction of its images (>= 1 if it has >= 2)
-  goes to test. Returns (train_idx, test_idx), sorted."""
-  rng = np.random.default_rng(seed)
+  goes to test. Returns (train_idx, test_idx), sorted.
+
+  Each identity's images are shuffled by its own generator, seeded by (seed, crc32 of its name)
+  when `names` (indexed by label) is given, else by (seed, label). With names, a person's held-out
+  images are the same whichever other people the dataset holds: the two-person set of model (a)
+  and the all-people set of models (b) and (c) hold out the same faces of the pair.
+  """
   train, test = [], []
   for k in np.unique(y):
-    idx = rng.permutation(np.flatnonzero(y == k))
+    tag = zlib.crc32(names[k].encode()) if names is not None else int(k)
+    idx = np.random.default_rng([seed, tag]).permutation(np.flatnonzero(y == k))
     n_test = min(len(idx) - 1, max(1, round(test_fraction * len(idx)))) if len(idx) > 1 else 0
     test.extend(idx[:n_test])
     train.extend(idx[n_test:])
