@@ -58,7 +58,7 @@ class _VAE(nnx.Module):
     self.min_x_logvar = 2.0 * math.log(cfg.x_sigma_min)
     self.learn_x_sigma = cfg.likelihood == "gaussian" and cfg.learn_x_sigma
     if self.learn_x_sigma:
-      self.x_logvar = nnx.Param(jnp.full(self.image_shape, self.fixed_x_logvar))
+      self.x_logvar = nnx.Param(jnp.full(self.image_shape, self.fixed_x_logvar, jnp.float32))
 
   def output_logvar(self) -> jax.Array | None:
     """Log variance of the Gaussian decoder ([H, W, C] if learned, a scalar if fixed); None for Bernoulli."""

@@ -51,6 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.loss.d_kind, c.loss.gp_weight = "wasserstein", 10.0
     elif name == "smoke":
       c.dataset, c.test_fraction = "mock", 0.25
+      c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
       c.model.channels, c.model.latent_dim, c.model.identity_dim = (8, 8), 16, 4
       c.model.decoder_channels, c.model.disc_hidden = (8, 8), (16,)
       c.num_steps, c.batch_size, c.log_every, c.checkpoint_every = 2, 8, 1, 2

@@ -2,7 +2,7 @@
 
 Run:
   python scripts/train.py --config experiments/faceswap/configs/shared_encoder.py --workdir runs/faceswap/a
-Variants (comma-separated): default, smoke (2 steps on generated faces).
+Variants (comma-separated): default, smoke (2 steps on small generated faces).
 Data: $GENJAX_DATA_DIR/faces/lfw3d_90 (LFW3D crops, resized to 100x100x3), 90% of each person's
 images for training, 10% held out. Expected: see the results table in experiments/faceswap/README.md
 (a few thousand CPU steps give recognisable, blurry self-reconstructions and swaps).
@@ -42,6 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
     if name == "smoke":
       c.dataset, c.test_fraction = "mock", 0.25
+      c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
       c.model.channels, c.model.latent_dim, c.model.decoder_channels = (8, 8), 16, (8, 8)
       c.num_steps, c.batch_size, c.log_every, c.checkpoint_every = 2, 8, 1, 2
       c.progress = False

@@ -4,7 +4,7 @@ Run:
   python scripts/train.py --config experiments/identity/configs/identity.py --workdir runs/identity/loss_net
   python scripts/train.py --config experiments/identity/configs/identity.py:evaluator --workdir runs/identity/evaluator
 Variants: default (the identity-loss net), evaluator (an independently trained second net: other
-seed, ArcFace head, other widths; used only to evaluate swaps), smoke (2 steps on generated faces).
+seed, ArcFace head, other widths; used only to evaluate swaps), smoke (2 steps on small generated faces).
 Expected: verification accuracy on pairs of held-out identities, see experiments/faceswap/README.md.
 """
 
@@ -48,6 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.head = ml_collections.ConfigDict(dict(kind="arcface", scale=30.0, margin=0.3))
     elif name == "smoke":
       c.dataset, c.num_test_ids, c.keep_train, c.num_pairs = "mock", 3, (), 20
+      c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
       c.model.channels, c.model.embed_dim = (8, 8), 16
       c.num_steps, c.batch_size, c.log_every, c.checkpoint_every = 2, 16, 1, 2
       c.progress = False
