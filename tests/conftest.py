@@ -1,14 +1,9 @@
-"""Eight fake CPU devices for the mesh tests and cheap XLA compilation (set before JAX starts), a
-compilation cache, a PRNG key."""
+"""Eight fake CPU devices for the mesh tests (set before JAX starts), a compilation cache, a PRNG key."""
 
 import os
 
-# Tests compile many small programs and run each a few times: XLA's cheaper CPU backend
-# optimization (level 0, no expensive LLVM passes) roughly halves compile time at these sizes.
 os.environ["XLA_FLAGS"] = (
-  os.environ.get("XLA_FLAGS", "")
-  + " --xla_force_host_platform_device_count=8"
-  + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
