@@ -15,7 +15,6 @@ decoded from prior samples, and a slerp path between two codes (generated tiles 
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx, struct
-from tqdm import tqdm
 
 from experiments.faceswap import train as swap_train
 from genjax import losses
@@ -246,32 +244,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train, test = load_data(config)
   get_batch = _batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
 
-  # Model, restored from the workdir when it holds a checkpoint.
+  # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   ae_def, d_def, state, train_step = build(config, mesh, len(train.names))
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
-  state = ckpt.restore(state)
-  start = int(state.step)
-  writer = tlog.MetricWriter(workdir, start_step=start)
-
-  # Loop.
-  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
-             disable=not config.progress)  # fmt: skip
-  pending, t0, seen = None, time.perf_counter(), 0
-  deadline = (
-    time.monotonic() + 60 * config.time_limit_minutes if config.time_limit_minutes else None
-  )
-  for step in range(start, config.num_steps):
-    if deadline is not None and time.monotonic() > deadline:
-      break  # a shared machine's budget: stop early, checkpoint, evaluate what was trained
-    state, metrics = train_step(state, get_batch(step), train_key)
-    if pending is not None and swap_train._report(pending, writer, bar, config, t0, seen):
-      t0, seen = time.perf_counter(), 0
-    pending, seen = (step + 1, metrics), seen + config.batch_size
-    ckpt.maybe_save(step + 1, state)
-  if pending is not None:
-    swap_train._report(pending, writer, bar, config, t0, seen, force=True)
-  ckpt.maybe_save(int(state.step), state, force=True)
-  bar.close()
+  state, writer, ckpt = swap_train.run_loop(config, workdir, state, train_step, get_batch,
+                                            train_key, images_per_step=config.batch_size)  # fmt: skip
 
   # Evaluate on the held-out images, write results and previews.
   eval_key = jax.random.fold_in(jax.random.key(config.seed), 2)

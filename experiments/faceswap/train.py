@@ -142,32 +142,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train, test, names = load_pair(config)
   get_batch = _batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
 
-  # Model, restored from the workdir when it holds a checkpoint.
+  # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   graphdef, state, train_step = build(config, mesh)
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
-  state = ckpt.restore(state)
-  start = int(state.step)
-  writer = tlog.MetricWriter(workdir, start_step=start)
-
-  # Loop.
-  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
-             disable=not config.progress)  # fmt: skip
-  pending, t0, seen = None, time.perf_counter(), 0
-  deadline = (
-    time.monotonic() + 60 * config.time_limit_minutes if config.time_limit_minutes else None
-  )
-  for step in range(start, config.num_steps):
-    if deadline is not None and time.monotonic() > deadline:
-      break  # a shared machine's budget: stop early, checkpoint, evaluate what was trained
-    state, metrics = train_step(state, get_batch(step), train_key)
-    if pending is not None and _report(pending, writer, bar, config, t0, seen):
-      t0, seen = time.perf_counter(), 0
-    pending, seen = (step + 1, metrics), seen + 2 * config.batch_size
-    ckpt.maybe_save(step + 1, state)
-  if pending is not None:
-    _report(pending, writer, bar, config, t0, seen, force=True)
-  ckpt.maybe_save(int(state.step), state, force=True)
-  bar.close()
+  state, writer, ckpt = run_loop(config, workdir, state, train_step, get_batch, train_key,
+                                 images_per_step=2 * config.batch_size)  # fmt: skip
 
   # Evaluate on the held-out images, write results and previews.
   results = {}
@@ -183,6 +161,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   ckpt.close()
   return results
+
+
+def run_loop(config, workdir: Path, state, train_step, get_batch, key, *, images_per_step: int):
+  """Resumes `state` from workdir/checkpoints, trains to config.num_steps (or until
+  config.time_limit_minutes), logging every config.log_every steps, checkpointing every
+  config.checkpoint_every and at the end. Returns (state, writer, checkpointer), both still open:
+  the caller evaluates, writes, then closes them. Shared by the face-swap experiments."""
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
+  state = ckpt.restore(state)
+  start = int(state.step)
+  writer = tlog.MetricWriter(workdir, start_step=start)
+  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
+             disable=not config.progress)  # fmt: skip
+  pending, t0, seen = None, time.perf_counter(), 0
+  deadline = (
+    time.monotonic() + 60 * config.time_limit_minutes if config.time_limit_minutes else None
+  )
+  for step in range(start, config.num_steps):
+    if deadline is not None and time.monotonic() > deadline:
+      break  # a shared machine's budget: stop early, checkpoint, evaluate what was trained
+    state, metrics = train_step(state, get_batch(step), key)
+    if pending is not None and _report(pending, writer, bar, config, t0, seen):
+      t0, seen = time.perf_counter(), 0
+    pending, seen = (step + 1, metrics), seen + images_per_step
+    ckpt.maybe_save(step + 1, state)
+  if pending is not None:
+    _report(pending, writer, bar, config, t0, seen, force=True)
+  ckpt.maybe_save(int(state.step), state, force=True)
+  bar.close()
+  return state, writer, ckpt
 
 
 def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
