@@ -4,9 +4,11 @@
       [--conv_steps 469] [--dense_iwae 1000] [--conv_iwae 200] [--iwae_k 1000]
 
 One process (one JAX start, one data load, a shared compilation cache) runs each model in its own
-resumable workdir and writes <workdir>/results_<runs>.md, the table of the experiment README.
+resumable workdir and writes <workdir>/results_<runs>.md, the table of the experiment README. A run
+whose results.json already holds this config at its last step is read back, not evaluated again.
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -43,6 +45,16 @@ def plan():
       yield (f"{group}-beta{beta}" if group != "latent2" else "dense-latent2"), config
 
 
+def finished(workdir: Path, config) -> dict | None:
+  """The stored results of a run that reached config.num_steps with exactly this config, or None."""
+  path = workdir / "results.json"
+  if not path.exists():
+    return None
+  r = json.loads(path.read_text())
+  same = r.get("config") == json.loads(json.dumps(config.to_dict()))
+  return r if same and r.get("step") == config.num_steps else None
+
+
 def main(argv):
   del argv
   jax.config.update("jax_compilation_cache_dir", str(Path(FLAGS.workdir) / "jax-cache"))
@@ -50,7 +62,8 @@ def main(argv):
   table.parent.mkdir(parents=True, exist_ok=True)
   table.write_text(HEADER)
   for name, config in plan():
-    r = vae_train.train_and_evaluate(config, str(Path(FLAGS.workdir) / name))
+    r = finished(Path(FLAGS.workdir) / name, config)
+    r = r or vae_train.train_and_evaluate(config, str(Path(FLAGS.workdir) / name))
     with table.open("a") as f:
       f.write(f"| {name} | {config.beta:g} | {r['step']} | {r['test_neg_elbo']:.2f} | "
               f"{r['test_iwae_nll']:.2f} ({r['iwae_k']}, {r['iwae_examples']}) | "
