@@ -12,33 +12,18 @@ Needs: pip install torch==2.13.0 (CPU).
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scripts.bench_autoencoder import _timeit  # noqa: E402
+
 LATENT = 20
-
-
-def _timeit(step, seconds: float, batch: int) -> dict:
-  t0 = time.perf_counter()
-  step()  # first call: compilation (jax) or allocator warm-up (torch)
-  compile_s = time.perf_counter() - t0
-  for _ in range(3):
-    step()
-  n, t0 = 0, time.perf_counter()
-  while time.perf_counter() - t0 < seconds or n < 10:
-    step()
-    n += 1
-  dt = time.perf_counter() - t0
-  peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  return {"images_per_s": n * batch / dt, "ms_per_step": 1e3 * dt / n, "first_step_s": compile_s,
-          "peak_rss_mb": peak_mb, "steps": n}  # fmt: skip
 
 
 def _genjax_model(kind: str):
