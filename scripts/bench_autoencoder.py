@@ -41,6 +41,17 @@ def _timeit(step, seconds: float, batch: int) -> dict:
           "peak_rss_mb": peak_mb, "steps": n}  # fmt: skip
 
 
+def run_child(cmd: list[str], label: str) -> dict | None:
+  """Runs one side of a benchmark in its own process (`cmd` prints "RESULT <json>"); returns the
+  parsed result, or prints the child's error under `label` and returns None."""
+  out = subprocess.run(cmd, capture_output=True, text=True)
+  line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
+  if out.returncode or not line:
+    print(f"{label}: failed\n{out.stderr[-3000:]}")
+    return None
+  return json.loads(line[0][7:])
+
+
 def _genjax_model():
   from flax import nnx
 
@@ -182,12 +193,9 @@ def main():
       "--seconds",
       str(a.seconds),
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
-    if out.returncode or not line:
-      print(f"{name}: failed\n{out.stderr[-3000:]}")
-      continue
-    rows[name] = json.loads(line[0][7:])
+    r = run_child(cmd, name)
+    if r is not None:
+      rows[name] = r
   print(f"\nconv autoencoder training step, batch {a.batch}, float32")
   print(f"{'':14s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
   for name, r in rows.items():

@@ -21,7 +21,6 @@ Needs: pip install torch==2.13.0 (CPU wheel; a CUDA build for --torch_device cud
 import argparse
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit  # noqa: E402
+from scripts.bench_autoencoder import _timeit, run_child  # noqa: E402
 
 SHAPE = (100, 100, 3)
 
@@ -192,6 +191,7 @@ def _torch_modules():
       )
       for _ in cfg.channels:
         h, w = math.ceil(h / 2), math.ceil(w / 2)
+      self.code_shape = (h, w, widths[-1])  # the encoder's last map, flattened into to_z
       self.to_z = nn.Linear(h * w * widths[-1], cfg.latent_dim)
       c0, c1 = cfg.decoder_channels
       self.bottom = (c0, cfg.image_shape[0] // 4, cfg.image_shape[1] // 4)
@@ -327,9 +327,8 @@ def load_swap_weights(tm, jm) -> None:
     for dst, src in zip(tm.convs, jm.encoder.convs, strict=True):
       _copy_conv(dst, src)
     k = np.asarray(jm.encoder.to_z.kernel[...])
-    c = jm.encoder.convs[-1].kernel.shape[-1]
-    hw = int(round(math.sqrt(k.shape[0] // c)))
-    tm.to_z.weight.copy_(_t(k.reshape(hw, hw, c, -1).transpose(2, 0, 1, 3).reshape(k.shape[0], -1).T))  # fmt: skip
+    k = k.reshape(*tm.code_shape, -1).transpose(2, 0, 1, 3)  # (h, w, c) rows -> (c, h, w)
+    tm.to_z.weight.copy_(_t(k.reshape(-1, k.shape[-1]).T))
     tm.to_z.bias.copy_(_t(jm.encoder.to_z.bias[...]))
     for d, jd in zip(tm.decoders, jm.decoders, strict=True):
       h, w, c0 = jd.bottom
@@ -511,12 +510,9 @@ def main():
     for name in ("genjax", "pytorch"):
       cmd = [sys.executable, __file__, "--only", name, "--model", model, "--batch", str(a.batch),
              "--seconds", str(a.seconds), "--torch_device", a.torch_device]  # fmt: skip
-      out = subprocess.run(cmd, capture_output=True, text=True)
-      line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
-      if out.returncode or not line:
-        print(f"({model}) {name}: failed\n{out.stderr[-3000:]}")
-        continue
-      rows[name] = json.loads(line[0][7:])
+      r = run_child(cmd, f"({model}) {name}")
+      if r is not None:
+        rows[name] = r
     what = {"a": "(a) shared encoder, 2 decoders: one Adam step on both identities",
             "c": "(c) identity injection: one D step (hinge + WGAN-GP) + one G step"}[model]  # fmt: skip
     print(f"\n{what}; 100x100x3, batch {a.batch}{' per identity' if model == 'a' else ''}, float32")

@@ -11,7 +11,6 @@ are compared first, so both sides compute the same function. Needs: pip install 
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit  # noqa: E402
+from scripts.bench_autoencoder import _timeit, run_child  # noqa: E402
 
 WIDTHS = dict(image_shape=(28, 28, 1), latent_dim=64, g_widths=(64, 32), d_widths=(32, 64))
 
@@ -166,12 +165,9 @@ def main():
   for name in ("genjax", "pytorch"):
     cmd = [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
            "--seconds", str(a.seconds)]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
-    if out.returncode or not line:
-      print(f"{name}: failed\n{out.stderr[-3000:]}")
-      continue
-    rows[name] = json.loads(line[0][7:])
+    r = run_child(cmd, name)
+    if r is not None:
+      rows[name] = r
   print(f"\nDCGAN training step (1 D step + 1 G step), batch {a.batch}, float32")
   print(f"{'':8s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
   for name, r in rows.items():

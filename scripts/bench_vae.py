@@ -12,7 +12,6 @@ Needs: pip install torch==2.13.0 (CPU).
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit  # noqa: E402
+from scripts.bench_autoencoder import _timeit, run_child  # noqa: E402
 
 LATENT = 20
 
@@ -168,12 +167,9 @@ def main():
     for name in ("genjax", "pytorch"):
       cmd = [sys.executable, __file__, "--only", name, "--model", kind, "--batch", str(a.batch),
              "--seconds", str(a.seconds)]  # fmt: skip
-      out = subprocess.run(cmd, capture_output=True, text=True)
-      line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
-      if out.returncode or not line:
-        print(f"{kind} {name}: failed\n{out.stderr[-3000:]}")
-        continue
-      rows[name] = json.loads(line[0][7:])
+      r = run_child(cmd, f"{kind} {name}")
+      if r is not None:
+        rows[name] = r
     print(f"\n{kind} VAE training step, batch {a.batch}, float32")
     print(f"{'':10s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
     for name, r in rows.items():
