@@ -1,5 +1,7 @@
 """Shared neural-network blocks: activations, input checks and a fast stride-2 transposed convolution."""
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -18,6 +20,16 @@ def activation(name: str):
   if name not in ACTIVATIONS:
     raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}.")
   return ACTIVATIONS[name]
+
+
+def build(make: Callable[[], nnx.Module]) -> nnx.Module:
+  """make() with all of its initializers in one jit.
+
+  Built eagerly, a module runs (and on first use compiles) every initializer op by op; under one
+  jit it compiles once. The values are the same: they come from the keys of make's nnx.Rngs.
+  """
+  graphdef = nnx.split(nnx.eval_shape(make))[0]
+  return nnx.merge(graphdef, jax.jit(lambda: nnx.split(make())[1])())
 
 
 def check_images(x: jax.Array, shape: tuple[int, ...], where: str) -> None:

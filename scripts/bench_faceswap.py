@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit, run_child  # noqa: E402
+from scripts.bench_autoencoder import _timeit, print_runs, run_sides  # noqa: E402
 
 SHAPE = (100, 100, 3)
 
@@ -57,21 +57,13 @@ def _faces(batch: int, seed: int = 0) -> np.ndarray:
   return np.random.default_rng(seed).uniform(size=(batch, *SHAPE)).astype(np.float32)
 
 
-def _init(make):
-  """make() with its initializers in one jit (eager nnx initialization compiles op by op)."""
-  import jax
-  from flax import nnx
-
-  graphdef = nnx.split(nnx.eval_shape(make))[0]
-  return nnx.merge(graphdef, jax.jit(lambda: nnx.split(make())[1])())
-
-
 def jax_swap_model():
   from flax import nnx
 
+  from genjax import nn
   from genjax.models import faceswap
 
-  return _init(lambda: faceswap.SharedEncoderSwap(_swap_config(), rngs=nnx.Rngs(0)))
+  return nn.build(lambda: faceswap.SharedEncoderSwap(_swap_config(), rngs=nnx.Rngs(0)))
 
 
 def run_jax_a(batch: int, seconds: float) -> dict:
@@ -107,12 +99,13 @@ def run_jax_a(batch: int, seconds: float) -> dict:
 def jax_simswap_models():
   from flax import nnx
 
+  from genjax import nn
   from genjax.models import identity, simswap
 
   cfg, id_cfg = _simswap_configs()
-  g = _init(lambda: simswap.Generator(cfg, rngs=nnx.Rngs(0)))
-  d = _init(lambda: simswap.MultiScaleDiscriminator(cfg, rngs=nnx.Rngs(1)))
-  f = _init(lambda: identity.IdentityNet(id_cfg, rngs=nnx.Rngs(2)))
+  g = nn.build(lambda: simswap.Generator(cfg, rngs=nnx.Rngs(0)))
+  d = nn.build(lambda: simswap.MultiScaleDiscriminator(cfg, rngs=nnx.Rngs(1)))
+  f = nn.build(lambda: identity.IdentityNet(id_cfg, rngs=nnx.Rngs(2)))
   return g, d, f
 
 
@@ -494,6 +487,7 @@ def main():
   p.add_argument("--batch", type=int, default=16, help="faces per identity (a) or per batch (c)")
   p.add_argument("--seconds", type=float, default=30.0)
   p.add_argument("--torch_device", default="cpu")
+  p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
   p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.only:
@@ -506,13 +500,10 @@ def main():
   for model in a.model.split(","):
     if model not in ("a", "c"):
       raise SystemExit(f"--model: unknown model {model!r}; choose from a, c")
-    rows = {}
-    for name in ("genjax", "pytorch"):
-      cmd = [sys.executable, __file__, "--only", name, "--model", model, "--batch", str(a.batch),
-             "--seconds", str(a.seconds), "--torch_device", a.torch_device]  # fmt: skip
-      r = run_child(cmd, f"({model}) {name}")
-      if r is not None:
-        rows[name] = r
+    cmds = {name: [sys.executable, __file__, "--only", name, "--model", model, "--batch",
+                   str(a.batch), "--seconds", str(a.seconds), "--torch_device", a.torch_device]
+            for name in ("genjax", "pytorch")}  # fmt: skip
+    rows = run_sides(cmds, a.repeats, f"({model}) ")
     what = {"a": "(a) shared encoder, 2 decoders: one Adam step on both identities",
             "c": "(c) identity injection: one D step (hinge + WGAN-GP) + one G step"}[model]  # fmt: skip
     print(f"\n{what}; 100x100x3, batch {a.batch}{' per identity' if model == 'a' else ''}, float32")
@@ -520,6 +511,7 @@ def main():
     for name, r in rows.items():
       print(f"{name:10s} {r['images_per_s']:10.1f} {r['ms_per_step']:9.1f} "
             f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
+    print_runs(rows)
     if len(rows) == 2:
       t = rows["pytorch"]
       print(f"genjax backend: {rows['genjax']['backend']}; pytorch device: {a.torch_device}, "

@@ -12,6 +12,7 @@ from flax import nnx
 
 from experiments.aae import train as aae_train
 from experiments.aae.configs import aae as aae_config
+from genjax import nn
 from genjax.models import aae
 from genjax.train import sharding
 
@@ -52,14 +53,14 @@ def test_slerp_endpoints_midpoint_and_linear_fallback(key):
 
 
 def test_model_shapes_and_swap_is_decoded_mix(key):
-  model = aae.AdversarialAutoencoder(CFG, rngs=nnx.Rngs(0))
+  model = nn.build(lambda: aae.AdversarialAutoencoder(CFG, rngs=nnx.Rngs(0)))
   xs, xt = jax.random.uniform(key, (2, 3, 100, 100, 3))
   logits, aux = model(xs)
   chex.assert_shape((logits, aux["h"], aux["id_logits"]), ((3, 100, 100, 3), (3, 8), (3, 4)))
   hs, ht = model.encode(xs), model.encode(xt)
   want = model.decode(jnp.concatenate([hs[:, :3], ht[:, 3:]], -1))
   np.testing.assert_allclose(model.swap(xs, xt), want, atol=1e-6)
-  d = aae.LatentDiscriminator(CFG, rngs=nnx.Rngs(1))
+  d = nn.build(lambda: aae.LatentDiscriminator(CFG, rngs=nnx.Rngs(1)))
   chex.assert_shape(d(hs), (3,))
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from genjax import nn
 from genjax.explain import cam
 from genjax.models import classifier
 
@@ -23,7 +24,7 @@ def tiny(activation="relu", seed=0):
     activation=activation,
     decoder=False,
   )
-  model = classifier.Classifier(cfg, rngs=nnx.Rngs(seed))
+  model = nn.build(lambda: classifier.Classifier(cfg, rngs=nnx.Rngs(seed)))
   rng = np.random.default_rng(seed)
   for bn in model.norms:
     bn.mean[...] = jnp.asarray(rng.normal(0, 0.1, bn.mean.shape), jnp.float32)

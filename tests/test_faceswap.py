@@ -8,12 +8,13 @@ from flax import nnx
 
 from experiments.faceswap import train as fs_train
 from experiments.faceswap.configs import shared_encoder
+from genjax import nn
 from genjax.models import faceswap
 
 
 def test_each_identity_has_its_own_decoder_after_one_shared_encoder(key):
   cfg = faceswap.SwapConfig(channels=(4, 4), latent_dim=8, decoder_channels=(4, 4))
-  model = faceswap.SharedEncoderSwap(cfg, rngs=nnx.Rngs(0))
+  model = nn.build(lambda: faceswap.SharedEncoderSwap(cfg, rngs=nnx.Rngs(0)))
   x = jax.random.uniform(key, (2, 100, 100, 3))
   logits, aux = model(x, 0)
   chex.assert_shape(logits, (2, 100, 100, 3))

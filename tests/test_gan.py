@@ -11,6 +11,7 @@ from flax import nnx
 
 from experiments.gan import train as gan_train
 from experiments.gan.configs import dcgan
+from genjax import nn
 from genjax.evaluate import sample_quality as sq
 from genjax.models import gan
 from genjax.train import sharding
@@ -36,8 +37,8 @@ def test_model_shapes(cfg):
 
 def test_model_input_checks():
   with pytest.raises(ValueError, match="divisible"):
-    gan.Generator(gan.GANConfig(image_shape=(30, 30, 1)), rngs=nnx.Rngs(0))
-  g = gan.Generator(TINY, rngs=nnx.Rngs(0))
+    nnx.eval_shape(lambda: gan.Generator(gan.GANConfig(image_shape=(30, 30, 1)), rngs=nnx.Rngs(0)))
+  g = nn.build(lambda: gan.Generator(TINY, rngs=nnx.Rngs(0)))
   with pytest.raises(ValueError, match="expected z"):
     g(jnp.zeros((2, 5)))
 

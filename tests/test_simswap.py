@@ -14,6 +14,7 @@ from flax import nnx
 
 from experiments.simswap import train as sim_train
 from experiments.simswap.configs import simswap as sim_config
+from genjax import nn
 from genjax.models import identity, simswap
 from genjax.train import sharding
 
@@ -23,7 +24,7 @@ CFG = simswap.SimSwapConfig(image_shape=SHAPE, channels=(4, 6, 8), num_blocks=2,
 
 
 def test_generator_and_discriminator_shapes(key):
-  g = simswap.Generator(CFG, rngs=nnx.Rngs(0))
+  g = nn.build(lambda: simswap.Generator(CFG, rngs=nnx.Rngs(0)))
   x = jax.random.uniform(key, (3, *SHAPE))
   v = simswap.unit(jax.random.normal(key, (3, 5)))
   y = jax.jit(g.swap)(x, v)  # one compilation instead of one per operation
@@ -32,8 +33,10 @@ def test_generator_and_discriminator_shapes(key):
   with pytest.raises(ValueError, match="want v"):
     g(x, v[:, :4])
   with pytest.raises(ValueError, match="divisible by 4"):
-    simswap.Generator(simswap.SimSwapConfig(image_shape=(30, 30, 3)), rngs=nnx.Rngs(0))
-  d = simswap.MultiScaleDiscriminator(CFG, rngs=nnx.Rngs(1))
+    nnx.eval_shape(
+      lambda: simswap.Generator(simswap.SimSwapConfig(image_shape=(30, 30, 3)), rngs=nnx.Rngs(0))
+    )
+  d = nn.build(lambda: simswap.MultiScaleDiscriminator(CFG, rngs=nnx.Rngs(1)))
   out = jax.jit(d)(x)
   # Strides 2, 2, 1, 1 with SAME padding: 32 -> 8 patches per side, 16 -> 4 at the second scale.
   chex.assert_shape([logits for logits, _ in out], [(3, 8, 8), (3, 4, 4)])
@@ -46,7 +49,7 @@ def test_generator_and_discriminator_shapes(key):
 
 def test_the_identity_vector_is_injected(key):
   """The output depends on v (through AdaIN only) and each ID block's AdaIN sets its channel stats."""
-  g = simswap.Generator(CFG, rngs=nnx.Rngs(0))
+  g = nn.build(lambda: simswap.Generator(CFG, rngs=nnx.Rngs(0)))
   forward = jax.jit(g)
   x = jnp.repeat(jax.random.uniform(key, (1, *SHAPE)), 2, axis=0)
   v = simswap.unit(jax.random.normal(jax.random.fold_in(key, 1), (2, 5)))

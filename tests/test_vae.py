@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from experiments.vae import train as vae_train
-from genjax import losses
+from genjax import losses, nn
 from genjax.data import tfds as data
 from genjax.evaluate import likelihood
 from genjax.models import vae
@@ -129,7 +129,7 @@ def test_beta_warmup_is_linear_then_flat():
 def test_model_shapes(kind, pixels, key):
   cfg = vae.VAEConfig(kind=kind, hidden=(32,) if kind == "dense" else (4, 8), latent_dim=3,
                       likelihood=pixels.split("_")[0], learn_x_sigma=pixels.endswith("learned"))  # fmt: skip
-  model = vae.make(cfg, rngs=nnx.Rngs(0))
+  model = nn.build(lambda: vae.make(cfg, rngs=nnx.Rngs(0)))
   x = data.mock(6).x
   out, aux = nnx.jit(lambda m, x, k: m(x, k))(model, x, key)
   chex.assert_shape(out, (6, 28, 28, 1))
@@ -186,7 +186,7 @@ def test_iwae_equals_log_px_when_q_is_the_exact_posterior(key, k, chunk):
 
 def _tiny_vae():
   cfg = vae.VAEConfig(kind="dense", hidden=(32,), latent_dim=4)
-  return vae.make(cfg, rngs=nnx.Rngs(1))
+  return nn.build(lambda: vae.make(cfg, rngs=nnx.Rngs(1)))
 
 
 def test_iwae_chunked_scan_equals_a_direct_log_mean_exp(key):

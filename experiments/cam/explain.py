@@ -19,6 +19,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from experiments.cam import train
+from genjax import nn
 from genjax.data import tfds as data
 from genjax.explain import cam, metrics
 from genjax.models import classifier
@@ -95,7 +96,9 @@ def randomized_params(params, config, layers, upto: int, seed: int):
   """Cascading randomization (Adebayo et al. 2018): re-initialize the head and the top `upto`
   stages (upto = 0: head only) with fresh initial values; the rest keeps the trained weights."""
   cfg = classifier.ClassifierConfig(**config.model.to_dict())
-  fresh = nnx.state(classifier.Classifier(cfg, rngs=nnx.Rngs(params=seed)), nnx.Param)
+  fresh = nnx.state(
+    nn.build(lambda: classifier.Classifier(cfg, rngs=nnx.Rngs(params=seed))), nnx.Param
+  )
   depth = cfg.depth
   stages = range(len(layers) - upto, len(layers))
   convs = {j for s in stages for j in range(s * depth, (s + 1) * depth)}

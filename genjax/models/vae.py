@@ -89,6 +89,7 @@ class _VAE(nnx.Module):
 class DenseVAE(_VAE):
   def __init__(self, cfg: VAEConfig, *, rngs: nnx.Rngs):
     self.image_shape = tuple(cfg.image_shape)
+    self._init_pixel_model(cfg)  # first: a bad config fails before any weight is drawn
     widths = (math.prod(self.image_shape), *cfg.hidden)
     pairs = lambda w: zip(w[:-1], w[1:], strict=True)
     self.enc = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in pairs(widths)])
@@ -96,7 +97,6 @@ class DenseVAE(_VAE):
     back = (cfg.latent_dim, *widths[::-1])
     self.dec = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in pairs(back)])
     self.act = nn.activation(cfg.activation)
-    self._init_pixel_model(cfg)
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """x [B, H, W, C] -> (mu, logvar), each [B, latent_dim]."""
@@ -122,6 +122,7 @@ class ConvVAE(_VAE):
     h, w, c = self.image_shape = tuple(cfg.image_shape)
     if h % 4 or w % 4:
       raise ValueError(f"ConvVAE needs H and W divisible by 4, got image_shape {cfg.image_shape}.")
+    self._init_pixel_model(cfg)
     c1, c2 = cfg.hidden[:2] if len(cfg.hidden) >= 2 else (32, 64)
     self.bottom = (h // 4, w // 4, c2)
     flat = math.prod(self.bottom)
@@ -132,7 +133,6 @@ class ConvVAE(_VAE):
     self.up1 = nn.ConvTranspose2x(c2, c1, rngs=rngs)
     self.up2 = nn.ConvTranspose2x(c1, c, rngs=rngs)
     self.act = nn.activation(cfg.activation)
-    self._init_pixel_model(cfg)
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     nn.check_images(x, self.image_shape, "ConvVAE.encode")
