@@ -52,6 +52,31 @@ def run_child(cmd: list[str], label: str) -> dict | None:
   return json.loads(line[0][7:])
 
 
+def run_sides(cmds: dict[str, list[str]], repeats: int = 1, label: str = "") -> dict[str, dict]:
+  """Runs every side `repeats` times, alternating (a, b, a, b, ...) so that a change in the machine's
+  load hits all sides alike; each side's row is its median run by images/s, with every run's
+  images/s under "runs"."""
+  runs: dict[str, list[dict]] = {name: [] for name in cmds}
+  for _ in range(repeats):
+    for name, cmd in cmds.items():
+      r = run_child(cmd, f"{label}{name}")
+      if r is not None:
+        runs[name].append(r)
+  rows = {}
+  for name, rs in runs.items():
+    if rs:
+      rs = sorted(rs, key=lambda r: r["images_per_s"])
+      rows[name] = rs[(len(rs) - 1) // 2] | {"runs": [round(r["images_per_s"], 1) for r in rs]}
+  return rows
+
+
+def print_runs(rows: dict[str, dict]) -> None:
+  """With --repeats > 1: every run's images/s per side (the table shows the median run)."""
+  for name, r in rows.items():
+    if len(r["runs"]) > 1:
+      print(f"  {name} images/s over {len(r['runs'])} alternating runs: {r['runs']}")
+
+
 def _genjax_model():
   from flax import nnx
 
@@ -171,6 +196,7 @@ def main():
   )
   p.add_argument("--batch", type=int, default=128)
   p.add_argument("--seconds", type=float, default=20.0)
+  p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
   p.add_argument("--only", choices=["genjax", "genjax-naive", "pytorch"], help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.only:
@@ -181,27 +207,16 @@ def main():
     )
     print("RESULT " + json.dumps(r))
     return
-  rows = {}
-  for name in ("genjax", "genjax-naive", "pytorch"):
-    cmd = [
-      sys.executable,
-      __file__,
-      "--only",
-      name,
-      "--batch",
-      str(a.batch),
-      "--seconds",
-      str(a.seconds),
-    ]
-    r = run_child(cmd, name)
-    if r is not None:
-      rows[name] = r
+  cmds = {name: [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
+                 "--seconds", str(a.seconds)] for name in ("genjax", "genjax-naive", "pytorch")}  # fmt: skip
+  rows = run_sides(cmds, a.repeats)
   print(f"\nconv autoencoder training step, batch {a.batch}, float32")
   print(f"{'':14s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
   for name, r in rows.items():
     print(
       f"{name:14s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} {r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}"
     )
+  print_runs(rows)
   if "pytorch" in rows:
     print(f"pytorch threads: {rows['pytorch']['threads']}; max |torch - genjax| forward: "
           f"{rows['pytorch']['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip

@@ -19,7 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit, run_child  # noqa: E402
+from scripts.bench_autoencoder import _timeit, print_runs, run_sides  # noqa: E402
 
 WIDTHS = dict(image_shape=(28, 28, 1), latent_dim=64, g_widths=(64, 32), d_widths=(32, 64))
 
@@ -155,24 +155,22 @@ def main():
   )
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--seconds", type=float, default=20.0)
+  p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
   p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.only:
     run = run_torch if a.only == "pytorch" else run_jax
     print("RESULT " + json.dumps(run(a.batch, a.seconds)))
     return
-  rows = {}
-  for name in ("genjax", "pytorch"):
-    cmd = [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
-           "--seconds", str(a.seconds)]  # fmt: skip
-    r = run_child(cmd, name)
-    if r is not None:
-      rows[name] = r
+  cmds = {name: [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
+                 "--seconds", str(a.seconds)] for name in ("genjax", "pytorch")}  # fmt: skip
+  rows = run_sides(cmds, a.repeats)
   print(f"\nDCGAN training step (1 D step + 1 G step), batch {a.batch}, float32")
   print(f"{'':8s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
   for name, r in rows.items():
     print(f"{name:8s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
           f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
+  print_runs(rows)
   if len(rows) == 2:
     t = rows["pytorch"]
     print(f"pytorch threads: {t['threads']}; max |torch - genjax| forward: "

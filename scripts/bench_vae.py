@@ -1,6 +1,6 @@
 """VAE training throughput: genjax against the same model in PyTorch, side by side in one run.
 
-  python scripts/bench_vae.py [--model dense,conv] [--batch 128] [--seconds 20]
+  python scripts/bench_vae.py [--model dense,conv] [--batch 128] [--seconds 20] [--repeats 3]
 
 Each implementation runs in its own process (thread pools and peak memory do not mix). A training
 step is: dynamic binarization x_b ~ Bernoulli(x), encoder -> (mu, logvar), z = mu + sigma * eps,
@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit, run_child  # noqa: E402
+from scripts.bench_autoencoder import _timeit, print_runs, run_sides  # noqa: E402
 
 LATENT = 20
 
@@ -156,6 +156,7 @@ def main():
   p.add_argument("--model", default="dense,conv")
   p.add_argument("--batch", type=int, default=128)
   p.add_argument("--seconds", type=float, default=20.0)
+  p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
   p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.only:
@@ -163,18 +164,15 @@ def main():
     print("RESULT " + json.dumps(run(a.model, a.batch, a.seconds)))
     return
   for kind in a.model.split(","):
-    rows = {}
-    for name in ("genjax", "pytorch"):
-      cmd = [sys.executable, __file__, "--only", name, "--model", kind, "--batch", str(a.batch),
-             "--seconds", str(a.seconds)]  # fmt: skip
-      r = run_child(cmd, f"{kind} {name}")
-      if r is not None:
-        rows[name] = r
+    cmds = {name: [sys.executable, __file__, "--only", name, "--model", kind, "--batch",
+                   str(a.batch), "--seconds", str(a.seconds)] for name in ("genjax", "pytorch")}  # fmt: skip
+    rows = run_sides(cmds, a.repeats, f"{kind} ")
     print(f"\n{kind} VAE training step, batch {a.batch}, float32")
     print(f"{'':10s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
     for name, r in rows.items():
       print(f"{name:10s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
             f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
+    print_runs(rows)
     if len(rows) == 2:
       t = rows["pytorch"]
       print(f"pytorch threads: {t['threads']}; max |torch - genjax| decoder logits: "
