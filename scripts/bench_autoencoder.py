@@ -65,8 +65,8 @@ def run_sides(cmds: dict[str, list[str]], repeats: int = 1, label: str = "") -> 
   rows = {}
   for name, rs in runs.items():
     if rs:
-      rs = sorted(rs, key=lambda r: r["images_per_s"])
-      rows[name] = rs[(len(rs) - 1) // 2] | {"runs": [round(r["images_per_s"], 1) for r in rs]}
+      median = sorted(rs, key=lambda r: r["images_per_s"])[(len(rs) - 1) // 2]
+      rows[name] = median | {"runs": [round(r["images_per_s"], 1) for r in rs]}  # in run order
   return rows
 
 
