@@ -156,6 +156,16 @@ def test_ssim_and_dssim_match_a_direct_computation():
     losses.ssim(jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 8, 8, 3)))
 
 
+def test_dssim_gradient_matches_finite_differences(key):
+  k1, k2, k3 = jax.random.split(key, 3)
+  x, y = jax.random.uniform(k1, (2, 13, 14, 3)), jax.random.uniform(k2, (2, 13, 14, 3))
+  v = jax.random.normal(k3, x.shape)
+  f = lambda x: losses.dssim(x, y).sum()
+  eps = 1e-2
+  fd = (f(x + eps * v) - f(x - eps * v)) / (2 * eps)
+  np.testing.assert_allclose(jnp.vdot(jax.grad(f)(x), v), fd, rtol=2e-2)
+
+
 def test_identity_loss_range_zero_for_equal_and_two_for_opposite(key):
   v = jax.random.normal(key, (16, 32))
   w = jax.random.normal(jax.random.fold_in(key, 1), (16, 32))
