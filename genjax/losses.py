@@ -463,8 +463,9 @@ def ssim(
   positions and the channels.
 
   The Gaussian window is separable, so each local moment is two 1-D 'VALID' filters, written as
-  products with banded matrices (rows then columns; full float32 precision on accelerators). On CPU this is two matrix products instead of
-  a depthwise 11x11 convolution, whose forward and backward are far slower on XLA:CPU.
+  products with banded matrices (rows, then columns; precision "highest" keeps float32 on
+  accelerators). The usual depthwise 11x11 convolution computes the same values, but its forward
+  and backward are far slower on XLA:CPU (scripts/bench_ssim.py compares the two).
 
   Args:
     x, y: images [B, H, W, C] (H, W >= filter_size).

@@ -3,8 +3,8 @@
   python scripts/bench_ssim.py [--batch 16] [--size 100] [--repeats 5]
 
 genjax.losses.ssim blurs the five local moments (x, y, x^2, y^2, xy) with the separable 11x11
-Gaussian as two products with banded matrices. The common way to write it, and the way the
-face-swap tools do, is one depthwise 11x11 convolution per moment (feature_group_count = channels).
+Gaussian as two products with banded matrices. The common way to write it (tf.image.ssim's, for
+one) is a depthwise 11x11 convolution per moment (feature_group_count = channels).
 Both are jitted here on the same [batch, size, size, 3] images; the script checks that they agree,
 then times value_and_grad of sum(DSSIM) and prints the median of `repeats` calls of each and the
 ratio. Both run in this one process, alternately.
@@ -23,9 +23,7 @@ from genjax import losses
 def dssim_depthwise(x, y, *, filter_size=11, sigma=1.5, c1=1e-4, c2=9e-4):
   """The depthwise-convolution formulation (same window, constants and averaging as genjax's)."""
   c = x.shape[-1]
-  t = jnp.arange(filter_size, dtype=jnp.float32) - (filter_size - 1) / 2
-  g = jnp.exp(-0.5 * jnp.square(t / sigma))
-  g = g / g.sum()
+  g = losses._gaussian_window(filter_size, sigma)
   kernel = jnp.tile((g[:, None] * g[None, :])[:, :, None, None], (1, 1, 1, c))
 
   def blur(v):
