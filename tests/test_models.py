@@ -111,3 +111,29 @@ def test_bad_configs_raise():
     make(kind="vae")
   with pytest.raises(ValueError, match="unknown activation"):
     make(activation="swishy")
+
+
+@pytest.mark.parametrize(
+  "strides,padding", [((1, 1), ((1, 1), (1, 1))), ((2, 2), "SAME"), ((2, 1), "VALID")]
+)
+def test_conv2d_value_gradients_and_forward_mode_match_lax(strides, padding):
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.standard_normal((2, 9, 8, 3)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 3, 4)), jnp.float32)
+  dn = ("NHWC", "HWIO", "NHWC")
+  convs = {
+    "genjax": lambda x, w: nn.conv2d(x, w, strides, padding, dimension_numbers=dn),
+    "lax": lambda x, w: jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn),
+  }
+  loss = {k: (lambda x, w, f=f: jnp.sum(jnp.tanh(f(x, w)))) for k, f in convs.items()}
+  out = {k: jax.jit(f)(x, w) for k, f in convs.items()}
+  np.testing.assert_allclose(out["genjax"], out["lax"], rtol=1e-5, atol=1e-5)
+  grads = {k: jax.jit(jax.grad(f, argnums=(0, 1)))(x, w) for k, f in loss.items()}
+  for got, want in zip(grads["genjax"], grads["lax"], strict=True):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  # forward mode (the exact Grad-CAM++ derivatives) and second order in the kernel
+  tangent = jnp.asarray(rng.standard_normal(w.shape), jnp.float32)
+  jvps = {k: jax.jvp(lambda w, f=f: f(x, w), (w,), (tangent,))[1] for k, f in loss.items()}
+  np.testing.assert_allclose(jvps["genjax"], jvps["lax"], rtol=1e-4, atol=1e-4)
+  hess = {k: jax.hessian(f, argnums=1)(x, w) for k, f in loss.items()}
+  np.testing.assert_allclose(hess["genjax"], hess["lax"], rtol=1e-4, atol=1e-4)

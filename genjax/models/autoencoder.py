@@ -81,7 +81,7 @@ class ConvAutoencoder(nnx.Module):
     c1, c2 = cfg.hidden[:2] if len(cfg.hidden) >= 2 else (32, 64)
     self.bottom = (h // 4, w // 4, c2)
     flat = math.prod(self.bottom)
-    conv = lambda a, b: nnx.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding=1, rngs=rngs)
+    conv = lambda a, b: nn.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding=1, rngs=rngs)
     self.conv1, self.conv2 = conv(c, c1), conv(c1, c2)
     self.to_z = nnx.Linear(flat, cfg.latent_dim, rngs=rngs)
     self.from_z = nnx.Linear(cfg.latent_dim, flat, rngs=rngs)

@@ -50,7 +50,7 @@ class Classifier(nnx.Module):
     convs, norms, c_in = [], [], c
     for c_out in cfg.channels:
       for _ in range(cfg.depth):
-        convs.append(nnx.Conv(c_in, c_out, (3, 3), padding=1, use_bias=False, rngs=rngs))
+        convs.append(nn.Conv(c_in, c_out, (3, 3), padding=1, use_bias=False, rngs=rngs))
         norms.append(nnx.BatchNorm(c_out, momentum=0.9, rngs=rngs))
         c_in = c_out
     self.convs, self.norms = nnx.List(convs), nnx.List(norms)

@@ -44,7 +44,7 @@ class Encoder(nnx.Module):
     self.image_shape = tuple(cfg.image_shape)
     widths = (cfg.image_shape[-1], *cfg.channels)
     self.convs = nnx.List([
-      nnx.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding="SAME", rngs=rngs)
+      nn.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding="SAME", rngs=rngs)
       for a, b in zip(widths[:-1], widths[1:], strict=True)
     ])  # fmt: skip
     h, w = cfg.image_shape[:2]
@@ -70,10 +70,10 @@ class Decoder(nnx.Module):
     c0, c1 = cfg.decoder_channels
     self.bottom = (h // 4, w // 4, c0)
     self.from_z = nnx.Linear(cfg.latent_dim, math.prod(self.bottom), rngs=rngs)
-    self.refine = nnx.Conv(c0, c0, kernel_size=(3, 3), padding="SAME", rngs=rngs)
+    self.refine = nn.Conv(c0, c0, kernel_size=(3, 3), padding="SAME", rngs=rngs)
     self.up1 = nn.ConvTranspose2x(c0, c1, rngs=rngs)
     self.up2 = nn.ConvTranspose2x(c1, c1, rngs=rngs)
-    self.to_rgb = nnx.Conv(c1, c, kernel_size=(3, 3), padding="SAME", rngs=rngs)
+    self.to_rgb = nn.Conv(c1, c, kernel_size=(3, 3), padding="SAME", rngs=rngs)
 
   def __call__(self, z: jax.Array) -> jax.Array:
     h = _act(self.from_z(z)).reshape(z.shape[0], *self.bottom)

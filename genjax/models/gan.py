@@ -72,7 +72,7 @@ class Discriminator(nnx.Module):
   def __init__(self, cfg: GANConfig, *, rngs: nnx.Rngs):
     self.image_shape = tuple(cfg.image_shape)
     widths = (self.image_shape[2], *cfg.d_widths)
-    conv = lambda a, b: nnx.Conv(a, b, kernel_size=(4, 4), strides=(2, 2), padding=1, rngs=rngs)
+    conv = lambda a, b: nn.Conv(a, b, kernel_size=(4, 4), strides=(2, 2), padding=1, rngs=rngs)
     self.convs = nnx.List([conv(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)])
     h, w = _bottom(self.image_shape, len(cfg.d_widths), "Discriminator")
     self.fc = nnx.Linear(h * w * widths[-1], 1, rngs=rngs)

@@ -32,7 +32,7 @@ class IdentityNet(nnx.Module):
   def __init__(self, cfg: IdentityConfig, *, rngs: nnx.Rngs):
     self.image_shape = tuple(cfg.image_shape)
     widths = (cfg.image_shape[-1], *cfg.channels)
-    conv = lambda a, b, s: nnx.Conv(a, b, kernel_size=(3, 3), strides=(s, s), padding="SAME",
+    conv = lambda a, b, s: nn.Conv(a, b, kernel_size=(3, 3), strides=(s, s), padding="SAME",
                                     rngs=rngs)  # fmt: skip
     self.down = nnx.List([conv(a, b, 2) for a, b in zip(widths[:-1], widths[1:], strict=True)])
     self.same = nnx.List([conv(b, b, 1) for b in widths[1:]])

@@ -45,7 +45,7 @@ class SimSwapConfig:
 
 
 def _conv(a: int, b: int, k: int, s: int, rngs: nnx.Rngs) -> nnx.Conv:
-  return nnx.Conv(a, b, kernel_size=(k, k), strides=(s, s), padding="SAME", rngs=rngs)
+  return nn.Conv(a, b, kernel_size=(k, k), strides=(s, s), padding="SAME", rngs=rngs)
 
 
 def _act(x: jax.Array) -> jax.Array:
