@@ -3,7 +3,7 @@
   python scripts/bench_autoencoder.py [--batch 128] [--seconds 20]
 
 One run measures, each in its own process (so thread pools and peak memory do not mix):
-  genjax          the library model (transposed convs computed as sub-pixel convs) + jitted step
+  genjax          the library model (nn.Conv, nn.ConvTranspose2x: matrix-product forms) + jitted step
   genjax-naive    the same model with XLA's own lax.conv_transpose (what a direct port gives)
   pytorch         the same architecture in torch.nn (ConvTranspose2d), eager, same weights
 A training step is forward + BCE-with-logits + backward + Adam, float32, on random [0, 1] images.

@@ -118,8 +118,8 @@ def test_bad_configs_raise():
 )
 def test_conv2d_value_gradients_and_forward_mode_match_lax(strides, padding):
   rng = np.random.default_rng(3)
-  x = jnp.asarray(rng.standard_normal((2, 9, 8, 3)), jnp.float32)
-  w = jnp.asarray(rng.standard_normal((3, 3, 3, 4)), jnp.float32)
+  x = jnp.asarray(rng.standard_normal((2, 9, 8, 8)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 8, 4)), jnp.float32)
   dn = ("NHWC", "HWIO", "NHWC")
   convs = {
     "genjax": lambda x, w: nn.conv2d(x, w, strides, padding, dimension_numbers=dn),
