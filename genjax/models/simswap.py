@@ -7,7 +7,7 @@ lighting with the source's identity. One generator serves every pair of people, 
 
   encoder   3x3 conv (c0), then stride-2 3x3 convs c0 -> c1 -> c2     100 -> 50 -> 25
   ID blocks x + AdaIN(conv(relu(AdaIN(conv(x), v))), v), num_blocks times at 25x25xc2
-  decoder   4x4 stride-2 transposed convs (sub-pixel form) c2 -> c1 -> c0, 3x3 conv to RGB logits
+  decoder   4x4 stride-2 transposed convs c2 -> c1 -> c0, 3x3 conv to RGB logits
 
 The discriminator is a PatchGAN (Isola et al. 2017) at num_scales resolutions (the image, then
 average-pooled by 2 each time; pix2pixHD, Wang et al. 2018): 4x4 convs with leaky ReLU, stride 2,
