@@ -63,6 +63,27 @@ def test_classifier_training_and_explanation_smoke(tmp_path):
   results = train.train_and_evaluate(config, tmp_path / "clf")
   assert results["step"] == 2 and 0.0 <= results["test_accuracy"] <= 1.0
   assert np.isfinite(results["test_rec_bce"])
+  # the test metrics over several batches (the last one partial) equal a direct computation
+  from flax import nnx
+
+  from genjax.data import tfds as data
+  from genjax.train import sharding
+
+  graphdef, state, _ = train.restore(str(tmp_path / "clf"))
+  ds = data.get_dataset(config.dataset, config.test_split)
+  got = train.evaluate(graphdef, state, ds, sharding.make_mesh(1), batch_size=10)
+  model = nnx.merge(graphdef, state.params, state.rest)
+  model.eval()
+  logits = np.asarray(model(jnp.asarray(ds.x))[0])
+  assert got["test_examples"] == len(ds) == results["test_examples"]
+  assert got["test_accuracy"] == pytest.approx(np.mean(logits.argmax(-1) == ds.y))
+  log_p = (
+    logits
+    - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    - logits.max(-1, keepdims=True)
+  )
+  want_ce = -np.mean(np.take_along_axis(log_p, ds.y[:, None].astype(int), -1))
+  assert got["test_ce"] == pytest.approx(want_ce, rel=1e-4)
   out = explain.run(str(tmp_path / "clf"), tmp_path / "explain", n=32, n_curve=16, steps=4,
                     batch=16, n_sanity=8)  # fmt: skip
   rows = out["faithfulness"]["rows"]

@@ -84,7 +84,7 @@ def eval_metrics(model, batch) -> dict:
 def evaluate(graphdef, state, dataset: data.ArrayDataset, mesh, batch_size: int) -> dict:
   """Accuracy, cross-entropy and per-pixel reconstruction BCE over the whole split."""
   fn = tstate.make_eval_fn(graphdef, eval_metrics)
-  totals, n = {}, len(dataset)
+  totals, count, n = {}, 0, len(dataset)
   for i in range(0, n, batch_size):
     j = min(i + batch_size, n)
     usable = j - (j - i) % mesh.size
@@ -93,8 +93,7 @@ def evaluate(graphdef, state, dataset: data.ArrayDataset, mesh, batch_size: int)
     batch = (dataset.x[i:usable], dataset.y[i:usable])
     out = jax.device_get(fn(state, sharding.shard_batch(batch, mesh)))
     totals = {k: totals.get(k, 0.0) + float(v) for k, v in out.items()}
-    totals["n"] = totals.get("n", 0) + usable - i
-  count = totals.pop("n")
+    count += usable - i
   results = {"test_accuracy": totals.pop("correct") / count, "test_examples": count}
   results.update({f"test_{k}": v / count for k, v in totals.items()})
   return results
