@@ -133,10 +133,13 @@ def overlays(graphdef, state, ds, layers, path: Path, *, correct: bool, score: s
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  predicted_maps, _ = make_fns(graphdef, layers, score)
+  predicted_maps, probs = make_fns(graphdef, layers, score)
   x_all = jnp.asarray(ds.x[:2000])
-  _, p, c = predicted_maps(state.params, state.rest, x_all)
-  c, y = np.asarray(c), ds.y[:2000]
+  # predictions only (a forward pass); the maps of all classes and layers are computed for the
+  # chosen rows alone, since for 2000 images they would not fit in memory
+  c = np.concatenate([np.asarray(probs(state.params, state.rest, x_all[i : i + 250]).argmax(-1))
+                      for i in range(0, len(x_all), 250)])  # fmt: skip
+  y = ds.y[:2000]
   rows = [np.flatnonzero((y == k) & ((c == y) == correct))[:1] for k in range(10)]
   idx = np.concatenate(rows)
   if len(idx) == 0:
