@@ -84,6 +84,9 @@ def test_classifier_training_and_explanation_smoke(tmp_path):
   )
   want_ce = -np.mean(np.take_along_axis(log_p, ds.y[:, None].astype(int), -1))
   assert got["test_ce"] == pytest.approx(want_ce, rel=1e-4)
+  x_hat = np.asarray(model(jnp.asarray(ds.x))[1]["x_hat"], np.float64)  # per-pixel mean BCE
+  want_bce = np.mean(np.logaddexp(0, x_hat) - ds.x * x_hat)
+  assert got["test_rec_bce"] == pytest.approx(want_bce, rel=1e-4)
   out = explain.run(str(tmp_path / "clf"), tmp_path / "explain", n=32, n_curve=16, steps=4,
                     batch=16, n_sanity=8)  # fmt: skip
   rows = out["faithfulness"]["rows"]

@@ -77,7 +77,7 @@ def eval_metrics(model, batch) -> dict:
     "ce": optax.softmax_cross_entropy_with_integer_labels(logits, y).sum(),
   }
   if aux["x_hat"] is not None:
-    out["rec_bce"] = losses.bce_with_logits(aux["x_hat"], x).sum() / np.prod(x.shape[1:])
+    out["rec_bce"] = losses.bce_with_logits(aux["x_hat"], x).sum()  # of per-pixel means
   return out
 
 
