@@ -41,6 +41,20 @@ def _timeit(step, seconds: float, batch: int) -> dict:
           "peak_rss_mb": peak_mb, "steps": n}  # fmt: skip
 
 
+def alternating_ms(fns: dict, args: tuple, repeats: int) -> dict[str, list[float]]:
+  """In-process timing: calls each (compiled) function once per round, alternating, `repeats`
+  rounds; the milliseconds of every call per function (jax results are waited for)."""
+  import jax
+
+  times: dict[str, list[float]] = {k: [] for k in fns}
+  for _ in range(repeats):
+    for k, f in fns.items():
+      t = time.perf_counter()
+      jax.block_until_ready(f(*args))
+      times[k].append(1e3 * (time.perf_counter() - t))
+  return times
+
+
 def run_child(cmd: list[str], label: str) -> dict | None:
   """Runs one side of a benchmark in its own process (`cmd` prints "RESULT <json>"); returns the
   parsed result, or prints the child's error under `label` and returns None."""

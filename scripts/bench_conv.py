@@ -3,20 +3,25 @@
   python scripts/bench_conv.py [--repeats 10]
 
 nn.conv2d computes the same convolution with XLA; only its kernel gradient differs: a sum over
-the 9 taps of matrix products instead of XLA:CPU's kernel-gradient convolution. On the layer shapes
+the 9 taps of matrix products instead of XLA:CPU's kernel-gradient convolution (for 8 or more input
+channels; with fewer, nn.conv2d is lax's own convolution and those rows compare lax with itself). On the layer shapes
 of the Fashion-MNIST classifier and the conv VAE (batch 128), the script checks that values and
 gradients agree, then times value_and_grad (input and kernel) of a sum of squares and prints the
 median of `repeats` calls of each and the ratio. Both run in this one process, alternately.
 """
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax import nn
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from genjax import nn  # noqa: E402
+from scripts.bench_autoencoder import alternating_ms  # noqa: E402
 
 SHAPES = (  # (batch, size, C_in, C_out, stride, used by)
   (128, 28, 1, 32, 1, "classifier stage 1, conv 1"),
@@ -53,13 +58,7 @@ def main():
            for k, f in sides.items()}  # fmt: skip
     (_, (_, dw_a)), (_, (_, dw_b)) = (jax.block_until_ready(f(x, w)) for f in fns.values())
     diff = float(jnp.abs(dw_a - dw_b).max() / jnp.abs(dw_b).max())
-    times = {k: [] for k in fns}
-    for _ in range(args.repeats):
-      for k, f in fns.items():
-        t = time.perf_counter()
-        jax.block_until_ready(f(x, w))
-        times[k].append(1e3 * (time.perf_counter() - t))
-    med = {k: float(np.median(v)) for k, v in times.items()}
+    med = {k: float(np.median(v)) for k, v in alternating_ms(fns, (x, w), args.repeats).items()}
     name = f"{batch}x{size}x{size}x{c_in} -> {c_out}, stride {stride} ({used})"
     print(
       f"{name:52s} {med['genjax']:8.2f} {med['lax']:8.2f}  {med['lax'] / med['genjax']:9.2f}x  {diff:.1e}"

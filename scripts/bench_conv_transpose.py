@@ -13,13 +13,17 @@ median of `repeats` calls of each and the ratios. All run in this one process, a
 """
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax import nn
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from genjax import nn  # noqa: E402
+from scripts.bench_autoencoder import alternating_ms  # noqa: E402
 
 SHAPES = (  # (batch, H, W, C_in, C_out, used by)
   (128, 7, 7, 64, 32, "autoencoder / VAE up1"),
@@ -71,13 +75,7 @@ def main():
     diff = max(float(jnp.abs(outs["genjax"] - o).max()) for o in outs.values())
     for f in fns.values():
       jax.block_until_ready(f(x, w))  # compiles
-    times = {k: [] for k in fns}
-    for _ in range(args.repeats):
-      for k, f in fns.items():
-        t = time.perf_counter()
-        jax.block_until_ready(f(x, w))
-        times[k].append(1e3 * (time.perf_counter() - t))
-    med = {k: float(np.median(v)) for k, v in times.items()}
+    med = {k: float(np.median(v)) for k, v in alternating_ms(fns, (x, w), args.repeats).items()}
     name = f"{batch}x{h}x{w_}x{c_in} -> {c_out} ({used})"
     print(f"{name:44s} {med['genjax']:8.2f} {med['sub-pixel']:10.2f} {med['lax']:8.2f}  "
           f"{med['sub-pixel'] / med['genjax']:15.2f}x {med['lax'] / med['genjax']:10.2f}x  {diff:.1e}")  # fmt: skip

@@ -11,13 +11,17 @@ ratio. Both run in this one process, alternately.
 """
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax import losses
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from genjax import losses  # noqa: E402
+from scripts.bench_autoencoder import alternating_ms  # noqa: E402
 
 
 def dssim_depthwise(x, y, *, filter_size=11, sigma=1.5, c1=1e-4, c2=9e-4):
@@ -55,17 +59,10 @@ def main():
   print(
     f"max |difference|: DSSIM sum {abs(float(va - vb)):.2e}, gradient {float(jnp.abs(ga - gb).max()):.2e}"
   )
-  times = {k: [] for k in fns}
-  for _ in range(args.repeats):
-    for k, f in fns.items():
-      t = time.perf_counter()
-      jax.block_until_ready(f(x))
-      times[k].append(time.perf_counter() - t)
+  times = alternating_ms(fns, (x,), args.repeats)
   med = {k: float(np.median(v)) for k, v in times.items()}
   for k, v in times.items():
-    print(
-      f"{k:26s} median {1000 * med[k]:9.1f} ms   runs: {', '.join(f'{1000 * t:.1f}' for t in v)}"
-    )
+    print(f"{k:26s} median {med[k]:9.1f} ms   runs: {', '.join(f'{t:.1f}' for t in v)}")
   a, b = med.values()
   print(f"ratio (depthwise / genjax): {b / a:.1f}x")
 

@@ -31,24 +31,18 @@ def test_conv_transpose_2x_matches_direct_definition():
   np.testing.assert_allclose(got, _conv_transpose_reference(x, w), rtol=1e-4, atol=1e-4)
 
 
+def _lax_conv_transpose(x, w):
+  # lax.conv_transpose with transpose_kernel=True is the gradient of a conv: PyTorch's semantics
+  # with the kernel's in/out axes swapped.
+  return jax.lax.conv_transpose(x, jnp.swapaxes(w, 2, 3), (2, 2), ((2, 2), (2, 2)),
+                                dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)  # fmt: skip
+
+
 def test_conv_transpose_2x_matches_lax_conv_transpose():
   rng = np.random.default_rng(1)
   x = jnp.asarray(rng.standard_normal((2, 7, 7, 4)), jnp.float32)
   w = jnp.asarray(rng.standard_normal((4, 4, 4, 3)), jnp.float32)
-  # lax.conv_transpose with transpose_kernel=True is the gradient of a conv: PyTorch's semantics
-  # with the kernel's in/out axes swapped.
-  want = jax.jit(
-    jax.lax.conv_transpose,
-    static_argnums=(2, 3),
-    static_argnames=("dimension_numbers", "transpose_kernel"),
-  )(
-    x,
-    jnp.swapaxes(w, 2, 3),
-    (2, 2),
-    ((2, 2), (2, 2)),
-    dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    transpose_kernel=True,
-  )
+  want = jax.jit(_lax_conv_transpose)(x, w)
   np.testing.assert_allclose(jax.jit(nn.conv_transpose_2x)(x, w), want, rtol=1e-4, atol=1e-4)
 
 
@@ -57,13 +51,8 @@ def test_conv_transpose_2x_gradients_match_lax_conv_transpose():
   x = jnp.asarray(rng.standard_normal((2, 5, 6, 4)), jnp.float32)
   w = jnp.asarray(rng.standard_normal((4, 4, 4, 3)), jnp.float32)
   t = jnp.asarray(rng.standard_normal((2, 10, 12, 3)), jnp.float32)  # a non-symmetric loss weight
-
-  def lax_form(x, w):
-    return jax.lax.conv_transpose(x, jnp.swapaxes(w, 2, 3), (2, 2), ((2, 2), (2, 2)),
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)  # fmt: skip
-
   grads = [jax.jit(jax.grad(lambda x, w, f=f: jnp.sum(t * f(x, w) ** 2), argnums=(0, 1)))(x, w)
-           for f in (nn.conv_transpose_2x, lax_form)]  # fmt: skip
+           for f in (nn.conv_transpose_2x, _lax_conv_transpose)]  # fmt: skip
   for got, want in zip(*grads, strict=True):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
