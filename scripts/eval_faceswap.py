@@ -54,25 +54,32 @@ def _chunks(fn, *arrays, size=64):
                          for i in range(0, len(arrays[0]), size)])  # fmt: skip
 
 
-def swappers() -> dict:
-  """name -> swap(sources, targets, source_index) -> pixels, for each trained model given."""
-  out = {}
-  if FLAGS.a:
-    g, s, _ = a_train.restore(FLAGS.a)
+def swappers(a: str = "", b: str = "", c: str = "") -> dict:
+  """name -> swap(sources, targets, source_index) -> pixels, for each trained model whose workdir is
+  given. Each model's swap is built in its own function so that its closure holds its own state."""
+
+  def model_a(workdir):
+    g, state, _ = a_train.restore(workdir)
     fns = [a_train.swap_fn(g, i) for i in (0, 1)]
-    out["(a) shared encoder"] = lambda xs, xt, i: _chunks(lambda t: fns[i](s, t), xt)
-  if FLAGS.b:
-    ae_def, _, s, _ = aae_train.restore(FLAGS.b)
+    return lambda xs, xt, i: _chunks(lambda t: fns[i](state, t), xt)
+
+  def model_b(workdir):
+    ae_def, _, state, _ = aae_train.restore(workdir)
     fn = aae_train.swap_fn(ae_def)
-    out["(b) adversarial AE, h_c = [h_src,id | h_tgt,rest]"] = lambda xs, xt, i: _chunks(
-      lambda a, b: fn(s, a, b), xs, xt
-    )
-  if FLAGS.c:
-    defs, s, _ = c_train.restore(FLAGS.c)
+    return lambda xs, xt, i: _chunks(lambda u, v: fn(state, u, v), xs, xt)
+
+  def model_c(workdir):
+    defs, state, _ = c_train.restore(workdir)
     fn = c_train.swap_fn(defs)
-    out["(c) identity injection (AdaIN)"] = lambda xs, xt, i: _chunks(
-      lambda a, b: fn(s, a, b), xs, xt
-    )
+    return lambda xs, xt, i: _chunks(lambda u, v: fn(state, u, v), xs, xt)
+
+  out = {}
+  if a:
+    out["(a) shared encoder"] = model_a(a)
+  if b:
+    out["(b) adversarial AE, h_c = [h_src,id, h_tgt,rest]"] = model_b(b)
+  if c:
+    out["(c) identity injection (AdaIN)"] = model_c(c)
   return out
 
 
@@ -118,7 +125,7 @@ def main(argv):
 
   rows = {}
   base = {"copy target": lambda xs, xt, i: xt, "paste source": lambda xs, xt, i: xs}
-  for name, swap in {**base, **swappers()}.items():
+  for name, swap in {**base, **swappers(FLAGS.a, FLAGS.b, FLAGS.c)}.items():
     per = [score(swap(xs, xt, s), xs, xt, ids[s]) for (t, s), (xs, xt) in pairs.items()]
     n = [len(pairs[d][1]) for d in directions]
     row = {k: float(np.average([p[k] for p in per], weights=n)) for k in per[0]}
