@@ -8,7 +8,9 @@ Data: $GENJAX_DATA_DIR/faces/lfw3d_90, 90% of each person's images for training,
 Writes results.json (self reconstruction L1 / PSNR / SSIM, identity accuracy of the head on h_id,
 code mean / std against the prior's 0 / 1, the latent discriminator's accuracy, 0.5 = fooled) and
 preview.png (faces, reconstructions, swaps by mixing [h_A,id | h_B,rest] both ways, faces from prior
-samples, a slerp path). Expected: see the results table in experiments/faceswap/README.md.
+samples, a slerp path). Expected (experiments/faceswap/README.md, Results): at step 1197 (20 min
+on 2 CPU cores, --config.num_steps=1197) held-out self-swap PSNR 23.1 dB, SSIM 0.75, identity head
+70%; the codes are not yet on the prior (std 1.85) at that point.
 """
 
 import ml_collections

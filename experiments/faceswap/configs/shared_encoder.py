@@ -4,8 +4,9 @@ Run:
   python scripts/train.py --config experiments/faceswap/configs/shared_encoder.py --workdir runs/faceswap/a
 Variants (comma-separated): default, smoke (2 steps on small generated faces).
 Data: $GENJAX_DATA_DIR/faces/lfw3d_90 (LFW3D crops, resized to 100x100x3), 90% of each person's
-images for training, 10% held out. Expected: see the results table in experiments/faceswap/README.md
-(a few thousand CPU steps give recognisable, blurry self-reconstructions and swaps).
+images for training, 10% held out. Expected (experiments/faceswap/README.md, Results): after 1500
+steps (--config.num_steps=1500, 26 min on 2 CPU cores) held-out self-swap PSNR 25.3 / 24.8 dB and
+blurry but recognisable swaps; 35% of swaps named as the source person by the evaluator net.
 """
 
 import ml_collections

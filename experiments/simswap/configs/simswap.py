@@ -10,7 +10,9 @@ gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020).
 Writes results.json (held-out self-swap L1 / PSNR / SSIM; for swaps to another person the cosine
 under the identity-loss net to the source and to the target, and the source-target cosine of the
 unchanged target, the copy-target baseline) and preview.png (a swap matrix). Cross-model numbers
-under the independent evaluator net: scripts/eval_faceswap.py.
+under the independent evaluator net: scripts/eval_faceswap.py. Expected (experiments/faceswap/
+README.md, Results): about 3.4 s per step on 2 CPU cores; at step 539 (--config.num_steps=539)
+held-out self-swap PSNR 25.5 dB, and 71% of swaps named as the source person by the evaluator net.
 """
 
 import ml_collections
