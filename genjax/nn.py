@@ -135,7 +135,8 @@ def conv2d(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=No
     and precision is None
     and preferred_element_type is None
     and out_sharding is None
-    and rhs.shape[2] >= 8  # with fewer input channels XLA's own kernel gradient is faster
+    and rhs.shape[2] >= 8  # with fewer input channels XLA's own kernel gradient is faster,
+    and rhs.shape[3] >= 8  # and with fewer output channels (16x100x100x32 -> 3: 39 vs 146 ms)
     and all(d == 1 for d in (lhs_dilation or (1, 1)))
     and all(d == 1 for d in (rhs_dilation or (1, 1)))
     and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)

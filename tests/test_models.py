@@ -108,12 +108,18 @@ def test_bad_configs_raise():
 def test_conv2d_value_gradients_and_forward_mode_match_lax(strides, padding):
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.standard_normal((2, 9, 8, 8)), jnp.float32)
-  w = jnp.asarray(rng.standard_normal((3, 3, 8, 4)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 8, 8)), jnp.float32)
   dn = ("NHWC", "HWIO", "NHWC")
   convs = {
     "genjax": lambda x, w: nn.conv2d(x, w, strides, padding, dimension_numbers=dn),
     "lax": lambda x, w: jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=dn),
   }
+  assert "custom_jvp_call" in str(jax.make_jaxpr(convs["genjax"])(x, w))  # the fast path is tested
+  # fewer than 8 input or output channels go to lax unchanged
+  for shape in ((3, 3, 8, 3), (3, 3, 3, 8)):
+    x_small = x[..., : shape[2]]
+    small = jnp.ones(shape)
+    assert "custom_jvp_call" not in str(jax.make_jaxpr(convs["genjax"])(x_small, small))
   loss = {k: (lambda x, w, f=f: jnp.sum(jnp.tanh(f(x, w)))) for k, f in convs.items()}
   out = {k: jax.jit(f)(x, w) for k, f in convs.items()}
   np.testing.assert_allclose(out["genjax"], out["lax"], rtol=1e-5, atol=1e-5)
