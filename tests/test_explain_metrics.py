@@ -74,7 +74,8 @@ def test_classifier_training_and_explanation_smoke(tmp_path):
   got = train.evaluate(graphdef, state, ds, sharding.make_mesh(1), batch_size=10)
   model = nnx.merge(graphdef, state.params, state.rest)
   model.eval()
-  logits = np.asarray(model(jnp.asarray(ds.x))[0])
+  logits, aux = model(jnp.asarray(ds.x))
+  logits = np.asarray(logits)
   assert got["test_examples"] == len(ds) == results["test_examples"]
   assert got["test_accuracy"] == pytest.approx(np.mean(logits.argmax(-1) == ds.y))
   log_p = (
@@ -84,7 +85,7 @@ def test_classifier_training_and_explanation_smoke(tmp_path):
   )
   want_ce = -np.mean(np.take_along_axis(log_p, ds.y[:, None].astype(int), -1))
   assert got["test_ce"] == pytest.approx(want_ce, rel=1e-4)
-  x_hat = np.asarray(model(jnp.asarray(ds.x))[1]["x_hat"], np.float64)  # per-pixel mean BCE
+  x_hat = np.asarray(aux["x_hat"], np.float64)  # per-pixel mean BCE
   want_bce = np.mean(np.logaddexp(0, x_hat) - ds.x * x_hat)
   assert got["test_rec_bce"] == pytest.approx(want_bce, rel=1e-4)
   out = explain.run(str(tmp_path / "clf"), tmp_path / "explain", n=32, n_curve=16, steps=4,

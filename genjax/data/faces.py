@@ -68,23 +68,33 @@ def default_root(folder: str = "lfw3d_90") -> Path:
   return Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / folder
 
 
+def _labelled(by_person: dict, root: Path, size: int, min_images: int):
+  """{person: [() -> PIL image, ...] in file order} -> (x, y, names): the people with >= min_images
+  images, in sorted order, each image decoded, converted to RGB and resized (bicubic)."""
+  from PIL import Image
+
+  names = tuple(sorted(n for n, images in by_person.items() if len(images) >= min_images))
+  if not sum(len(by_person[n]) for n in names):
+    raise FileNotFoundError(f"no <person>/*.jpg folders with >= {min_images} images under {root}.")
+  x = np.stack([np.asarray(get().convert("RGB").resize((size, size), Image.BICUBIC))
+                for n in names for get in by_person[n]])  # fmt: skip
+  y = np.repeat(np.arange(len(names), dtype=np.int32), [len(by_person[n]) for n in names])
+  return x, y, names
+
+
 def _read_folder(root: Path, size: int, min_images: int):
   from PIL import Image
 
-  people = sorted(p for p in root.iterdir() if p.is_dir())
-  images, labels, names = [], [], []
-  for person in people:
-    files = sorted(person.glob("*.jpg"))
-    if len(files) < min_images:
-      continue
-    for f in files:
-      with Image.open(f) as im:
-        images.append(np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC)))
-      labels.append(len(names))
-    names.append(person.name)
-  if not images:
-    raise FileNotFoundError(f"no <person>/*.jpg folders with >= {min_images} images under {root}.")
-  return np.stack(images), np.asarray(labels, np.int32), tuple(names)
+  def opener(path):
+    def get():
+      with Image.open(path) as im:
+        return im.convert("RGB")
+
+    return get
+
+  by_person = {p.name: [opener(f) for f in sorted(p.glob("*.jpg"))]
+               for p in root.iterdir() if p.is_dir()}  # fmt: skip
+  return _labelled(by_person, root, size, min_images)
 
 
 def _read_folder_tfds(root: Path, size: int, min_images: int):
@@ -99,17 +109,16 @@ def _read_folder_tfds(root: Path, size: int, min_images: int):
   tf.config.set_visible_devices([], "GPU")  # TensorFlow only reads files; the GPU belongs to JAX.
   builder = tfds.ImageFolder(str(root.parent))
   label_names = builder.info.features["label"].names  # people of every split, sorted
-  rows = [(str(ex["image/filename"].decode()), label_names[int(ex["label"])], ex["image"])
-          for ex in tfds.as_numpy(builder.as_dataset(split=root.name, shuffle_files=False))]  # fmt: skip
-  rows.sort(key=lambda r: (r[1], Path(r[0]).name))  # the PIL reader's order: person, then file
-  counts = {n: sum(r[1] == n for r in rows) for n in {r[1] for r in rows}}
-  names = tuple(sorted(n for n, c in counts.items() if c >= min_images))
-  keep = [r for r in rows if r[1] in names]
-  if not keep:
-    raise FileNotFoundError(f"no <person>/*.jpg folders with >= {min_images} images under {root}.")
-  x = np.stack([np.asarray(Image.fromarray(r[2]).convert("RGB").resize((size, size), Image.BICUBIC))
-                for r in keep])  # fmt: skip
-  return x, np.asarray([names.index(r[1]) for r in keep], np.int32), names
+  examples = sorted(  # the PIL reader's order within a person: by file name
+    tfds.as_numpy(builder.as_dataset(split=root.name, shuffle_files=False)),
+    key=lambda ex: Path(ex["image/filename"].decode()).name,
+  )
+  by_person: dict[str, list] = {}
+  for ex in examples:
+    by_person.setdefault(label_names[int(ex["label"])], []).append(
+      lambda a=ex["image"]: Image.fromarray(a)
+    )
+  return _labelled(by_person, root, size, min_images)
 
 
 @functools.lru_cache(maxsize=4)
