@@ -132,3 +132,28 @@ def test_conv2d_value_gradients_and_forward_mode_match_lax(strides, padding):
   np.testing.assert_allclose(jvps["genjax"], jvps["lax"], rtol=1e-4, atol=1e-4)
   hess = {k: jax.hessian(f, argnums=1)(x, w) for k, f in loss.items()}
   np.testing.assert_allclose(hess["genjax"], hess["lax"], rtol=1e-4, atol=1e-4)
+
+
+def test_max_pool_2x2_is_bitwise_nnx_max_pool_with_ties_and_second_order():
+  rng = np.random.default_rng(4)
+  x = np.maximum(rng.standard_normal((2, 6, 8, 3)), 0.0)  # ReLU zeros: whole windows tie at 0
+  x[:, 2:4] = 1.0  # windows tied at a non-zero value, where the second derivative sees the choice
+  x = jnp.asarray(x, jnp.float32)
+  g = jnp.asarray(rng.standard_normal((2, 3, 4, 3)), jnp.float32)
+  v = jnp.asarray(rng.standard_normal(x.shape), jnp.float32)
+  pools = {"genjax": nn.max_pool_2x2, "nnx": lambda x: nnx.max_pool(x, (2, 2), strides=(2, 2))}
+  out = {}
+  for name, pool in pools.items():
+    loss = lambda x, pool=pool: jnp.sum(jnp.sin(pool(x)) * g)
+    grad = jax.grad(loss)
+    out[name] = (
+      pool(x),
+      jax.jvp(pool, (x,), (v,))[1],
+      grad(x),
+      jax.jvp(grad, (x,), (v,))[1],  # forward over reverse, as the exact Grad-CAM++ mode uses
+    )
+  assert (out["genjax"][2] != 0).sum() == g.size  # one element of each window takes the gradient
+  for got, want in zip(out["genjax"], out["nnx"], strict=True):
+    np.testing.assert_array_equal(got, want)
+  with pytest.raises(ValueError, match="must be even"):
+    nn.max_pool_2x2(jnp.zeros((1, 5, 4, 1)))

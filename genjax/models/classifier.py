@@ -71,7 +71,7 @@ class Classifier(nnx.Module):
 
   def _stage(self, i: int, h: jax.Array) -> jax.Array:
     if i > 0:  # 2x2 max pooling between stages
-      h = nnx.max_pool(h, (2, 2), strides=(2, 2))
+      h = nn.max_pool_2x2(h)
     for j in range(i * self.depth, (i + 1) * self.depth):
       h = self.act(self.norms[j](self.convs[j](h)))
     return h
