@@ -65,38 +65,108 @@ def conv_transpose_2x(x: jax.Array, w: jax.Array) -> jax.Array:
   c_out = w.shape[-1]
   w = w.reshape(2, 2, 2, 2, c_in, c_out)  # [qy, ry, qx, rx, C_in, C_out]
   rows = x.reshape(b * h * wd, c_in)
+  if c_out <= 4:
+    # Few outputs (a layer to pixels): one product for all four offsets, [C_in, 16 * C_out], so
+    # the gradients are one product each too (14x14x32 -> 1, batch 128: 1.8 vs 3.7 ms).
+    w_all = w.transpose(4, 0, 2, 1, 3, 5).reshape(
+      c_in, 16 * c_out
+    )  # [C_in, (qy, qx, ry, rx, C_out)]
+    parts = (rows @ w_all).reshape(b, h, wd, 2, 2, 4 * c_out)
+    part = lambda qy, qx: parts[:, :, :, qy, qx]
+  else:
+    wq = lambda qy, qx: w[qy, :, qx].transpose(2, 0, 1, 3).reshape(c_in, 4 * c_out)
+    part = lambda qy, qx: (rows @ wq(qy, qx)).reshape(b, h, wd, 4 * c_out)  # [(ry, rx, C_out)]
   y = 0
   for qy in (0, 1):
     for qx in (0, 1):
-      wq = w[qy, :, qx].transpose(2, 0, 1, 3).reshape(c_in, 4 * c_out)  # [C_in, (ry, rx, C_out)]
-      part = (rows @ wq).reshape(b, h, wd, 4 * c_out)
-      y = y + jnp.pad(part, ((0, 0), (qy, 1 - qy), (qx, 1 - qx), (0, 0)))
+      y = y + jnp.pad(part(qy, qx), ((0, 0), (qy, 1 - qy), (qx, 1 - qx), (0, 0)))
   y = y.reshape(b, h + 1, wd + 1, 2, 2, c_out).transpose(0, 1, 3, 2, 4, 5)
   return y.reshape(b, 2 * h + 2, 2 * wd + 2, c_out)[:, 1:-1, 1:-1]
 
 
-# --- Convolution with a weight gradient as matrix products ---------------------------------------
+# --- Convolution with gradients as matrix products ------------------------------------------------
 # XLA:CPU computes the kernel gradient of a convolution as another convolution whose "kernel" is the
-# output gradient: at 28x28 with 32 channels that costs 10-20x the forward pass. The kernel gradient
-# is a sum over the k*k taps of matrix products, dW[ky, kx] = sum_{b,h,w} x_pad[b, s h + ky,
-# s w + kx, :]^T g[b, h, w, :]. `conv2d` is lax.conv_general_dilated with a custom JVP whose
-# tangent in the kernel is written tap by tap, sum_k shift_k(x) @ dW[k]: its transpose (reverse
-# mode) is exactly those products, while the input tangent stays XLA's convolution, and forward
-# mode and higher orders keep working. Measured by scripts/bench_conv.py.
+# output gradient: at 28x28 with 32 channels that costs 10-20x the forward pass. `conv2d` is
+# lax.conv_general_dilated with a custom JVP whose tangent is written as matrix products; reverse
+# mode transposes that tangent, so the gradients are matrix products too, while forward mode and
+# higher orders keep working. Which form each tangent takes (value and gradient timings from
+# scripts/bench_conv.py and the layer shapes of the models):
+# - kernel tangent, 8 or more input channels: a sum over the k*k taps, sum_k shift_k(x) @ dW[k];
+#   its transpose is the products dW[k] = shift_k(x)^T g.
+# - kernel tangent, fewer input channels: one product with the patches of x (im2col,
+#   [B*H*W, k*k*C_in]); its transpose is patches^T g, one product instead of k*k thin ones
+#   (16x100x100x3 -> 32: 9 vs 25 ms for XLA's kernel gradient).
+# - input tangent, stride 1: XLA's convolution (its transpose, a convolution, is fast).
+# - input tangent, stride > 1: XLA transposes a strided convolution into one over a zero-dilated
+#   gradient (stride^2 the work). Written instead as a product over space-to-depth blocks when the
+#   stride divides the kernel (k4 s2: 4 products of width 4*C_in, so the transpose is the sub-pixel
+#   transposed convolution above) or else over the patches of dx (k3 s2), its transpose is
+#   products and a scatter of the patches: 16x100x100x32 -> 64, k4 s2: 66 vs 98 ms; k3 s2: 47 vs
+#   67 ms.
+# The value itself is XLA's convolution, except for small strided layers (below).
+# Convolutions with fewer than 8 output channels stay lax's (16x100x100x32 -> 3: XLA's kernel
+# gradient 17 ms against 130 ms for either product form).
+
+
+def _window_slices(xp: jax.Array, kh: int, kw: int, strides, out_hw):
+  """The k*k strided views xp[:, s*h + ky, s*w + kx] of a padded input, in (ky, kx) order."""
+  (sy, sx), (ho, wo) = strides, out_hw
+  return [
+    xp[:, ky : ky + sy * (ho - 1) + 1 : sy, kx : kx + sx * (wo - 1) + 1 : sx]
+    for ky in range(kh)
+    for kx in range(kw)
+  ]
+
+
+def _out_hw(x_shape, w_shape, strides, padding):
+  (sy, sx), ((pt, pb), (pl, pr)) = strides, padding
+  return (x_shape[1] + pt + pb - w_shape[0]) // sy + 1, (
+    x_shape[2] + pl + pr - w_shape[1]
+  ) // sx + 1
 
 
 def _taps(x: jax.Array, w: jax.Array, strides, padding) -> jax.Array:
   """conv(x, w) written as a sum over kernel taps of matrix products (NHWC, HWIO)."""
-  kh, kw = w.shape[:2]
-  (sy, sx), ((pt, pb), (pl, pr)) = strides, padding
+  kh, kw, c_in, c_out = w.shape
+  (ho, wo), ((pt, pb), (pl, pr)) = _out_hw(x.shape, w.shape, strides, padding), padding
   xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-  ho, wo = (xp.shape[1] - kh) // sy + 1, (xp.shape[2] - kw) // sx + 1
   y = 0
-  for ky in range(kh):
-    for kx in range(kw):
-      xs = xp[:, ky : ky + sy * (ho - 1) + 1 : sy, kx : kx + sx * (wo - 1) + 1 : sx]
-      y = y + xs.reshape(-1, x.shape[-1]) @ w[ky, kx]  # 2-D products: XLA:CPU's fastest form
-  return y.reshape(x.shape[0], ho, wo, w.shape[-1])
+  for k, xs in enumerate(_window_slices(xp, kh, kw, strides, (ho, wo))):
+    y = y + xs.reshape(-1, c_in) @ w[k // kw, k % kw]  # 2-D products: XLA:CPU's fastest form
+  return y.reshape(x.shape[0], ho, wo, c_out)
+
+
+def _im2col(x: jax.Array, w: jax.Array, strides, padding) -> jax.Array:
+  """conv(x, w) as one product of the patches of x [B*h*w, kh*kw*C_in] with w [kh*kw*C_in, C_out]."""
+  kh, kw, c_in, c_out = w.shape
+  (ho, wo), ((pt, pb), (pl, pr)) = _out_hw(x.shape, w.shape, strides, padding), padding
+  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+  patches = jnp.concatenate(_window_slices(xp, kh, kw, strides, (ho, wo)), axis=-1)
+  y = patches.reshape(-1, kh * kw * c_in) @ w.reshape(kh * kw * c_in, c_out)
+  return y.reshape(x.shape[0], ho, wo, c_out)
+
+
+def _space_to_depth(x: jax.Array, w: jax.Array, strides, padding) -> jax.Array:
+  """conv(x, w) for strides dividing the kernel: x in s_y x s_x blocks [.., s_y*s_x*C_in], then a
+  stride-1 sum over the (kh/s_y) x (kw/s_x) block offsets of products of width s_y*s_x*C_in."""
+  kh, kw, c_in, c_out = w.shape
+  (sy, sx), ((pt, _), (pl, _)) = strides, padding
+  b, h, wd, _ = x.shape
+  (ho, wo), qh, qw = _out_hw(x.shape, w.shape, strides, padding), kh // sy, kw // sx
+  big_h, big_w = sy * (ho + qh - 1), sx * (wo + qw - 1)  # the rows and columns the output reads
+  zero = jnp.zeros((), x.dtype)
+  xp = jax.lax.pad(
+    x, zero, ((0, 0, 0), (pt, big_h - h - pt, 0), (pl, big_w - wd - pl, 0), (0, 0, 0))
+  )
+  z = xp.reshape(b, big_h // sy, sy, big_w // sx, sx, c_in).transpose(0, 1, 3, 2, 4, 5)
+  z = z.reshape(b, big_h // sy, big_w // sx, sy * sx * c_in)
+  wq = w.reshape(qh, sy, qw, sx, c_in, c_out).transpose(0, 2, 1, 3, 4, 5)
+  wq = wq.reshape(qh, qw, sy * sx * c_in, c_out)
+  y = 0
+  for qy in range(qh):
+    for qx in range(qw):
+      y = y + z[:, qy : qy + ho, qx : qx + wo].reshape(-1, sy * sx * c_in) @ wq[qy, qx]
+  return y.reshape(b, ho, wo, c_out)
 
 
 def _lax_conv(x, w, strides, padding):
@@ -105,8 +175,26 @@ def _lax_conv(x, w, strides, padding):
   )
 
 
+def _input_tangent(dx, w, strides, padding):
+  if strides == (1, 1):
+    return _lax_conv(dx, w, strides, padding)
+  if w.shape[0] % strides[0] == 0 and w.shape[1] % strides[1] == 0:
+    return _space_to_depth(dx, w, strides, padding)
+  return _im2col(dx, w, strides, padding)
+
+
+def _kernel_tangent(x, dw, strides, padding):
+  return (_im2col if x.shape[-1] < 8 else _taps)(x, dw, strides, padding)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def _conv(x, w, strides, padding):
+  ho, wo = _out_hw(x.shape, w.shape, strides, padding)
+  if strides != (1, 1) and x.shape[-1] >= 8 and ho * wo <= 256:
+    # Small strided layers (DCGAN's and the conv VAE's 14x14x32 -> 7x7x64): the block or patch
+    # products beat XLA's strided convolution (k4 s2, batch 64: 2.1 vs 3.0 ms); on large maps
+    # (16x100x100x32 -> 50x50x64: 96 vs 43 ms) they do not.
+    return _input_tangent(x, w, strides, padding)
   return _lax_conv(x, w, strides, padding)
 
 
@@ -117,17 +205,17 @@ def _conv_jvp(strides, padding, primals, tangents):
   y = _conv(x, w, strides, padding)
   dy = jnp.zeros_like(y)
   if not isinstance(dx, SymbolicZero):
-    dy = dy + _lax_conv(dx, w, strides, padding)
+    dy = dy + _input_tangent(dx, w, strides, padding)
   if not isinstance(dw, SymbolicZero):
-    dy = dy + _taps(x, dw, strides, padding)
+    dy = dy + _kernel_tangent(x, dw, strides, padding)
   return y, dy
 
 
 def conv2d(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
            dimension_numbers=None, feature_group_count=1, batch_group_count=1, precision=None,
            preferred_element_type=None, out_sharding=None):  # fmt: skip
-  """Drop-in for lax.conv_general_dilated (nnx.Conv's `conv_general_dilated`) with the fast kernel
-  gradient above for plain 2-D NHWC/HWIO convolutions; anything else goes to lax unchanged."""
+  """Drop-in for lax.conv_general_dilated (nnx.Conv's `conv_general_dilated`) with the fast
+  gradients above for plain 2-D NHWC/HWIO convolutions; anything else goes to lax unchanged."""
   plain = (
     lhs.ndim == 4
     and feature_group_count == 1
@@ -135,8 +223,7 @@ def conv2d(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=No
     and precision is None
     and preferred_element_type is None
     and out_sharding is None
-    and rhs.shape[2] >= 8  # with fewer input channels XLA's own kernel gradient is faster,
-    and rhs.shape[3] >= 8  # and with fewer output channels (16x100x100x32 -> 3: 39 vs 146 ms)
+    and rhs.shape[3] >= 8  # with fewer output channels XLA's gradients are faster
     and all(d == 1 for d in (lhs_dilation or (1, 1)))
     and all(d == 1 for d in (rhs_dilation or (1, 1)))
     and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)

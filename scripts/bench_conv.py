@@ -2,10 +2,11 @@
 
   python scripts/bench_conv.py [--repeats 10]
 
-nn.conv2d computes the same convolution with XLA; only its kernel gradient differs: a sum over
-the 9 taps of matrix products instead of XLA:CPU's kernel-gradient convolution (for 8 or more input
-channels; with fewer, nn.conv2d is lax's own convolution and those rows compare lax with itself). On the layer shapes
-of the Fashion-MNIST classifier and the conv VAE (batch 128), the script checks that values and
+nn.conv2d computes the same convolution; its gradients are matrix products (kernel gradient over
+the 9 taps, or over patches with fewer than 8 input channels; input gradient of strided layers over
+patches) instead of XLA:CPU's gradient convolutions, and small strided layers compute their value
+that way too (see genjax/nn.py). On the layer shapes of the Fashion-MNIST classifier and the conv
+VAE (batch 128), the script checks that values and
 gradients agree, then times value_and_grad (input and kernel) of a sum of squares and prints the
 median of `repeats` calls of each and the ratio. Both run in this one process, alternately.
 """
