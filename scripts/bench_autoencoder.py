@@ -89,6 +89,14 @@ def print_runs(rows: dict[str, dict]) -> None:
   for name, r in rows.items():
     if len(r["runs"]) > 1:
       print(f"  {name} images/s over {len(r['runs'])} alternating runs: {r['runs']}")
+  sides = list(rows.values())
+  if len(sides) == 2 and len(sides[0]["runs"]) == len(sides[1]["runs"]) > 1:
+    # Each run against the other side's run right after it: robust to the machine's speed drifting
+    # between runs (shared hosts), which the ratio of the two medians is not.
+    pairs = [a / b for a, b in zip(sides[0]["runs"], sides[1]["runs"], strict=True)]
+    a, b = rows
+    print(f"  {a} / {b} per alternating pair: {[round(p, 2) for p in pairs]}, "
+          f"median {float(np.median(pairs)):.2f}x")  # fmt: skip
 
 
 def _genjax_model():
