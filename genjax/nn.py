@@ -68,9 +68,8 @@ def conv_transpose_2x(x: jax.Array, w: jax.Array) -> jax.Array:
   if c_out <= 4:
     # Few outputs (a layer to pixels): one product for all four offsets, [C_in, 16 * C_out], so
     # the gradients are one product each too (14x14x32 -> 1, batch 128: 1.8 vs 3.7 ms).
-    w_all = w.transpose(4, 0, 2, 1, 3, 5).reshape(
-      c_in, 16 * c_out
-    )  # [C_in, (qy, qx, ry, rx, C_out)]
+    # [C_in, (qy, qx, ry, rx, C_out)]
+    w_all = w.transpose(4, 0, 2, 1, 3, 5).reshape(c_in, 16 * c_out)
     parts = (rows @ w_all).reshape(b, h, wd, 2, 2, 4 * c_out)
     part = lambda qy, qx: parts[:, :, :, qy, qx]
   else:
@@ -105,12 +104,20 @@ def conv_transpose_2x(x: jax.Array, w: jax.Array) -> jax.Array:
 #   67 ms.
 # The value itself is XLA's convolution, except for small strided layers (below).
 # Convolutions with fewer than 8 output channels stay lax's (16x100x100x32 -> 3: XLA's kernel
-# gradient 17 ms against 130 ms for either product form).
+# gradient 17 ms against 131 ms over taps and 216 ms over patches).
 
 
-def _window_slices(xp: jax.Array, kh: int, kw: int, strides, out_hw):
-  """The k*k strided views xp[:, s*h + ky, s*w + kx] of a padded input, in (ky, kx) order."""
-  (sy, sx), (ho, wo) = strides, out_hw
+def _out_hw(x_shape, w_shape, strides, padding) -> tuple[int, int]:
+  (sy, sx), ((pt, pb), (pl, pr)) = strides, padding
+  ho = (x_shape[1] + pt + pb - w_shape[0]) // sy + 1
+  return ho, (x_shape[2] + pl + pr - w_shape[1]) // sx + 1
+
+
+def _windows(x: jax.Array, w_shape, strides, padding) -> list[jax.Array]:
+  """The kh*kw strided views x_pad[:, s*h + ky, s*w + kx] [B, h, w, C_in], in (ky, kx) order."""
+  kh, kw = w_shape[:2]
+  (sy, sx), (ho, wo) = strides, _out_hw(x.shape, w_shape, strides, padding)
+  xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
   return [
     xp[:, ky : ky + sy * (ho - 1) + 1 : sy, kx : kx + sx * (wo - 1) + 1 : sx]
     for ky in range(kh)
@@ -118,32 +125,20 @@ def _window_slices(xp: jax.Array, kh: int, kw: int, strides, out_hw):
   ]
 
 
-def _out_hw(x_shape, w_shape, strides, padding):
-  (sy, sx), ((pt, pb), (pl, pr)) = strides, padding
-  return (x_shape[1] + pt + pb - w_shape[0]) // sy + 1, (
-    x_shape[2] + pl + pr - w_shape[1]
-  ) // sx + 1
-
-
 def _taps(x: jax.Array, w: jax.Array, strides, padding) -> jax.Array:
   """conv(x, w) written as a sum over kernel taps of matrix products (NHWC, HWIO)."""
   kh, kw, c_in, c_out = w.shape
-  (ho, wo), ((pt, pb), (pl, pr)) = _out_hw(x.shape, w.shape, strides, padding), padding
-  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-  y = 0
-  for k, xs in enumerate(_window_slices(xp, kh, kw, strides, (ho, wo))):
-    y = y + xs.reshape(-1, c_in) @ w[k // kw, k % kw]  # 2-D products: XLA:CPU's fastest form
-  return y.reshape(x.shape[0], ho, wo, c_out)
+  windows = _windows(x, w.shape, strides, padding)
+  y = sum(xs.reshape(-1, c_in) @ w.reshape(kh * kw, c_in, c_out)[k] for k, xs in enumerate(windows))
+  return y.reshape(*windows[0].shape[:3], c_out)  # 2-D products: XLA:CPU's fastest form
 
 
 def _im2col(x: jax.Array, w: jax.Array, strides, padding) -> jax.Array:
   """conv(x, w) as one product of the patches of x [B*h*w, kh*kw*C_in] with w [kh*kw*C_in, C_out]."""
   kh, kw, c_in, c_out = w.shape
-  (ho, wo), ((pt, pb), (pl, pr)) = _out_hw(x.shape, w.shape, strides, padding), padding
-  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-  patches = jnp.concatenate(_window_slices(xp, kh, kw, strides, (ho, wo)), axis=-1)
+  patches = jnp.concatenate(_windows(x, w.shape, strides, padding), axis=-1)
   y = patches.reshape(-1, kh * kw * c_in) @ w.reshape(kh * kw * c_in, c_out)
-  return y.reshape(x.shape[0], ho, wo, c_out)
+  return y.reshape(*patches.shape[:3], c_out)
 
 
 def _space_to_depth(x: jax.Array, w: jax.Array, strides, padding) -> jax.Array:

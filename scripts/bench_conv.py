@@ -4,9 +4,9 @@
 
 nn.conv2d computes the same convolution; its gradients are matrix products (kernel gradient over
 the 9 taps, or over patches with fewer than 8 input channels; input gradient of strided layers over
-patches) instead of XLA:CPU's gradient convolutions, and small strided layers compute their value
-that way too (see genjax/nn.py). On the layer shapes of the Fashion-MNIST classifier and the conv
-VAE (batch 128), the script checks that values and
+patches or space-to-depth blocks) instead of XLA:CPU's gradient convolutions, and small strided
+layers compute their value that way too (see genjax/nn.py). On the layer shapes of the
+Fashion-MNIST classifier and the conv VAE (batch 128), the script checks that values and
 gradients agree, then times value_and_grad (input and kernel) of a sum of squares and prints the
 median of `repeats` calls of each and the ratio. Both run in this one process, alternately.
 """
