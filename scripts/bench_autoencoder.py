@@ -1,9 +1,10 @@
 """Conv-autoencoder training throughput: genjax against the same model in PyTorch, side by side.
 
-  python scripts/bench_autoencoder.py [--batch 128] [--seconds 20]
+  python scripts/bench_autoencoder.py [--batch 128] [--seconds 20] [--devices 1]
 
 One run measures, each in its own process (so thread pools and peak memory do not mix):
   genjax          the library model (nn.Conv, nn.ConvTranspose2x: matrix-product forms) + jitted step
+  genjax-Ndev     the same, each batch split over N XLA CPU devices (--devices; see host_devices)
   genjax-naive    the same model with XLA's own lax.conv_transpose (what a direct port gives)
   pytorch         the same architecture in torch.nn (ConvTranspose2d), eager, same weights
 A training step is forward + BCE-with-logits + backward + Adam, float32, on random [0, 1] images.
@@ -13,6 +14,7 @@ are compared, so both sides compute the same function. Needs: pip install torch=
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -84,18 +86,41 @@ def run_sides(cmds: dict[str, list[str]], repeats: int = 1, label: str = "") -> 
   return rows
 
 
-def print_runs(rows: dict[str, dict]) -> None:
-  """With --repeats > 1: every run's images/s per side (the table shows the median run)."""
+def host_devices(n: int) -> None:
+  """Splits the CPU into n XLA devices; call before jax is imported. A mesh over them splits each
+  batch n ways (data parallel, as on n accelerators: gradients are averaged over the whole batch).
+  Small models, whose many small ops XLA:CPU does not spread over the cores by itself, train faster
+  this way; experiments do the same when started with this XLA flag (their meshes take every device)."""
+  if n > 1:
+    if "jax" in sys.modules:
+      raise RuntimeError("host_devices() must run before jax is imported.")
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
+def genjax_sides(devices: str, cmd: list[str]) -> dict[str, list[str]]:
+  """--devices "1,2" -> {"genjax": cmd + ["--devices", "1"], "genjax-2dev": cmd + [..., "2"]}."""
+  counts = [int(d) for d in devices.split(",")]
+  if not counts or min(counts) < 1:
+    raise SystemExit(f"--devices: positive device counts, comma-separated; got {devices!r}")
+  name = lambda n: "genjax" if n == 1 else f"genjax-{n}dev"
+  return {name(n): [*cmd, "--devices", str(n)] for n in counts}
+
+
+def print_runs(rows: dict[str, dict], reference: str = "pytorch") -> None:
+  """With --repeats > 1: every run's images/s per side (the table shows the median run), and each
+  side's runs against the `reference` side's run of the same round."""
   for name, r in rows.items():
     if len(r["runs"]) > 1:
       print(f"  {name} images/s over {len(r['runs'])} alternating runs: {r['runs']}")
-  sides = list(rows.values())
-  if len(sides) == 2 and len(sides[0]["runs"]) == len(sides[1]["runs"]) > 1:
-    # Each run against the other side's run right after it: robust to the machine's speed drifting
-    # between runs (shared hosts), which the ratio of the two medians is not.
-    pairs = [a / b for a, b in zip(sides[0]["runs"], sides[1]["runs"], strict=True)]
-    a, b = rows
-    print(f"  {a} / {b} per alternating pair: {[round(p, 2) for p in pairs]}, "
+  ref = rows.get(reference)
+  for name, r in rows.items():
+    if ref is None or name == reference or not len(r["runs"]) == len(ref["runs"]) > 1:
+      continue
+    # Each run against the reference run of the same round: robust to the machine's speed
+    # drifting between runs (shared hosts), which the ratio of the two medians is not.
+    pairs = [a / b for a, b in zip(r["runs"], ref["runs"], strict=True)]
+    print(f"  {name} / {reference} per alternating round: {[round(p, 2) for p in pairs]}, "
           f"median {float(np.median(pairs)):.2f}x")  # fmt: skip
 
 
@@ -108,7 +133,7 @@ def _genjax_model():
   return autoencoder.make(cfg, rngs=nnx.Rngs(0))
 
 
-def run_jax(batch: int, seconds: float, naive: bool) -> dict:
+def run_jax(batch: int, seconds: float, naive: bool, devices: int = 1) -> dict:
   import jax
   import optax
 
@@ -127,13 +152,14 @@ def run_jax(batch: int, seconds: float, naive: bool) -> dict:
       conv_transpose(x, self.kernel[...]) + self.bias[...]
     )
   tx = optax.adam(1e-3)
-  mesh = sharding.make_mesh(1)
+  mesh = sharding.make_mesh(devices)
   graphdef, state = tstate.create(_genjax_model, tx, mesh)
   cfg = ae_train.LossConfig(reconstruction="bce")
   train_step = tstate.make_train_step(
     graphdef, tx, lambda m, x, k: ae_train.loss_fn(m, x, k, cfg=cfg)
   )
-  x = jax.device_put(np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32))
+  x = np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32)
+  x = sharding.shard_batch(x, mesh)
   key = jax.random.key(0)
   box = [state]
 
@@ -219,18 +245,22 @@ def main():
   p.add_argument("--batch", type=int, default=128)
   p.add_argument("--seconds", type=float, default=20.0)
   p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
+  p.add_argument("--devices", default="1", help="genjax sides: XLA CPU devices the batch is split over")  # fmt: skip
   p.add_argument("--only", choices=["genjax", "genjax-naive", "pytorch"], help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.only:
+    host_devices(int(a.devices))
     r = (
       run_torch(a.batch, a.seconds)
       if a.only == "pytorch"
-      else run_jax(a.batch, a.seconds, a.only == "genjax-naive")
+      else run_jax(a.batch, a.seconds, a.only == "genjax-naive", int(a.devices))
     )
     print("RESULT " + json.dumps(r))
     return
-  cmds = {name: [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
-                 "--seconds", str(a.seconds)] for name in ("genjax", "genjax-naive", "pytorch")}  # fmt: skip
+  cmd = lambda name: [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
+                      "--seconds", str(a.seconds)]  # fmt: skip
+  cmds = genjax_sides(a.devices, cmd("genjax"))
+  cmds |= {name: [*cmd(name), "--devices", "1"] for name in ("genjax-naive", "pytorch")}
   rows = run_sides(cmds, a.repeats)
   print(f"\nconv autoencoder training step, batch {a.batch}, float32")
   print(f"{'':14s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
@@ -242,11 +272,10 @@ def main():
   if "pytorch" in rows:
     print(f"pytorch threads: {rows['pytorch']['threads']}; max |torch - genjax| forward: "
           f"{rows['pytorch']['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
-    for name in ("genjax", "genjax-naive"):
-      if name in rows:
-        print(
-          f"ratio {name} / pytorch: {rows[name]['images_per_s'] / rows['pytorch']['images_per_s']:.2f}x"
-        )
+    for name in [n for n in rows if n != "pytorch"]:
+      print(
+        f"ratio {name} / pytorch: {rows[name]['images_per_s'] / rows['pytorch']['images_per_s']:.2f}x"
+      )
 
 
 if __name__ == "__main__":

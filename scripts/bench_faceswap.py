@@ -1,6 +1,7 @@
 """Face-swap training throughput at 100x100x3: genjax against the same models in PyTorch, side by side.
 
   python scripts/bench_faceswap.py [--model a,c] [--batch 16] [--seconds 30] [--torch_device cpu]
+                                   [--repeats 1] [--devices 1]
 
 Each implementation runs in its own process (thread pools and peak memory do not mix). Both sides
 train on one fixed batch of random [0, 1] faces that stands for an already augmented batch (the
@@ -15,6 +16,8 @@ The genjax side is the library's own loss and step code (experiments.faceswap.tr
 experiments.simswap.train.d_step / g_step), jitted. The PyTorch models are loaded with genjax's
 initial weights and the forward passes are compared before timing (the "max |torch - genjax|"
 lines), so both sides compute the same function; PyTorch runs eagerly, as its training loops do.
+genjax runs once per --devices entry: "genjax" on one XLA device, "genjax-Ndev" with each batch split
+over N XLA CPU devices (data parallel; scripts/bench_autoencoder.py:host_devices).
 Needs: pip install torch==2.13.0 (CPU wheel; a CUDA build for --torch_device cuda).
 """
 
@@ -29,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit, print_runs, run_sides  # noqa: E402
+from scripts.bench_autoencoder import _timeit, genjax_sides, host_devices, print_runs, run_sides  # noqa: E402
 
 SHAPE = (100, 100, 3)
 
@@ -66,7 +69,7 @@ def jax_swap_model():
   return nn.build(lambda: faceswap.SharedEncoderSwap(_swap_config(), rngs=nnx.Rngs(0)))
 
 
-def run_jax_a(batch: int, seconds: float) -> dict:
+def run_jax_a(batch: int, seconds: float, devices: int = 1) -> dict:
   import jax
   import optax
 
@@ -78,7 +81,8 @@ def run_jax_a(batch: int, seconds: float) -> dict:
   config = shared_encoder.get_config()
   cfg = swap_train.LossConfig(**config.loss.to_dict())
   tx = optax.adam(config.learning_rate, b1=0.5, b2=0.999)
-  graphdef, state = tstate.create(jax_swap_model, tx, sharding.make_mesh(1))
+  mesh = sharding.make_mesh(devices)
+  graphdef, state = tstate.create(jax_swap_model, tx, mesh)
 
   def loss_fn(model, xs, key):
     del key
@@ -86,7 +90,7 @@ def run_jax_a(batch: int, seconds: float) -> dict:
     return loss, {"loss": loss}
 
   step_fn = tstate.make_train_step(graphdef, tx, loss_fn)
-  xs = (jax.device_put(_faces(batch, 0)), jax.device_put(_faces(batch, 1)))
+  xs = sharding.shard_batch((_faces(batch, 0), _faces(batch, 1)), mesh)
   key, box = jax.random.key(0), [state]
 
   def step():
@@ -109,7 +113,7 @@ def jax_simswap_models():
   return g, d, f
 
 
-def run_jax_c(batch: int, seconds: float) -> dict:
+def run_jax_c(batch: int, seconds: float, devices: int = 1) -> dict:
   import jax
   import optax
   from flax import nnx
@@ -122,7 +126,7 @@ def run_jax_c(batch: int, seconds: float) -> dict:
   cfg = ss_train.LossConfig(**config.loss.to_dict())
   g_tx = optax.adam(config.learning_rate, b1=0.0, b2=0.99)
   d_tx = optax.adam(config.d_learning_rate, b1=0.0, b2=0.99)
-  mesh = sharding.make_mesh(1)
+  mesh = sharding.make_mesh(devices)
   _, _, f = jax_simswap_models()
   f_def, f_params, f_rest = nnx.split(f, nnx.Param, ...)
   model_cfg, _ = _simswap_configs()
@@ -139,7 +143,7 @@ def run_jax_c(batch: int, seconds: float) -> dict:
     state, g_terms = ss_train.g_step(state, x_t, v_s, same, defs=defs, g_tx=g_tx, cfg=cfg)
     return state.replace(step=state.step + 1), d_terms["d_loss"] + g_terms["g_loss"]
 
-  x = jax.device_put(_faces(batch))
+  x = sharding.shard_batch(_faces(batch), mesh)
   key, box = jax.random.key(1), [state]
 
   def step():
@@ -488,11 +492,13 @@ def main():
   p.add_argument("--seconds", type=float, default=30.0)
   p.add_argument("--torch_device", default="cpu")
   p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
+  p.add_argument("--devices", default="1", help="genjax sides: XLA CPU devices the batch is split over")  # fmt: skip
   p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.only:
+    host_devices(int(a.devices))
     if a.only == "genjax":
-      r = {"a": run_jax_a, "c": run_jax_c}[a.model](a.batch, a.seconds)
+      r = {"a": run_jax_a, "c": run_jax_c}[a.model](a.batch, a.seconds, int(a.devices))
     else:
       r = {"a": run_torch_a, "c": run_torch_c}[a.model](a.batch, a.seconds, a.torch_device)
     print("RESULT " + json.dumps(r))
@@ -500,25 +506,28 @@ def main():
   for model in a.model.split(","):
     if model not in ("a", "c"):
       raise SystemExit(f"--model: unknown model {model!r}; choose from a, c")
-    cmds = {name: [sys.executable, __file__, "--only", name, "--model", model, "--batch",
-                   str(a.batch), "--seconds", str(a.seconds), "--torch_device", a.torch_device]
-            for name in ("genjax", "pytorch")}  # fmt: skip
+    cmd = lambda name, model=model: [sys.executable, __file__, "--only", name, "--model", model,
+                                     "--batch", str(a.batch), "--seconds", str(a.seconds),
+                                     "--torch_device", a.torch_device]  # fmt: skip
+    cmds = genjax_sides(a.devices, cmd("genjax")) | {"pytorch": [*cmd("pytorch"), "--devices", "1"]}
     rows = run_sides(cmds, a.repeats, f"({model}) ")
     what = {"a": "(a) shared encoder, 2 decoders: one Adam step on both identities",
             "c": "(c) identity injection: one D step (hinge + WGAN-GP) + one G step"}[model]  # fmt: skip
     print(f"\n{what}; 100x100x3, batch {a.batch}{' per identity' if model == 'a' else ''}, float32")
-    print(f"{'':10s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
+    print(f"{'':12s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
     for name, r in rows.items():
-      print(f"{name:10s} {r['images_per_s']:10.1f} {r['ms_per_step']:9.1f} "
+      print(f"{name:12s} {r['images_per_s']:10.1f} {r['ms_per_step']:9.1f} "
             f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
     print_runs(rows)
-    if len(rows) == 2:
+    if "pytorch" in rows:
       t = rows["pytorch"]
-      print(f"genjax backend: {rows['genjax']['backend']}; pytorch device: {a.torch_device}, "
+      backend = next((r["backend"] for n, r in rows.items() if n != "pytorch"), "-")
+      print(f"genjax backend: {backend}; pytorch device: {a.torch_device}, "
             f"threads: {t['threads']}; max |torch - genjax| before training: "
             f"{t['max_abs_diff_vs_genjax']}")  # fmt: skip
-      ratio = rows["genjax"]["images_per_s"] / t["images_per_s"]
-      print(f"ratio genjax / pytorch ({model}): {ratio:.2f}x")
+      for name in [n for n in rows if n != "pytorch"]:
+        ratio = rows[name]["images_per_s"] / t["images_per_s"]
+        print(f"ratio {name} / pytorch ({model}): {ratio:.2f}x")
 
 
 if __name__ == "__main__":

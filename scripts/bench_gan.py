@@ -1,12 +1,14 @@
 """GAN training throughput (one D step + one G step): genjax against the same models in PyTorch.
 
-  python scripts/bench_gan.py [--batch 64] [--seconds 20]
+  python scripts/bench_gan.py [--batch 64] [--seconds 20] [--repeats 1] [--devices 1]
 
 Each framework runs in its own process. One training step is the non-saturating DCGAN update of
 experiments/gan: a discriminator step (G forward under no-grad, D forward + backward on real and
 fake, Adam) then a generator step (G and D forward, backward into G, Adam), float32, on random
 [0, 1] images. The PyTorch pair is loaded with genjax's initial weights and both forward passes
-are compared first, so both sides compute the same function. Needs: pip install torch==2.13.0.
+are compared first, so both sides compute the same function. genjax runs once per --devices entry:
+"genjax" on one XLA CPU device, "genjax-Ndev" with each batch split over N XLA CPU devices (data
+parallel; scripts/bench_autoencoder.py:host_devices). Needs: pip install torch==2.13.0.
 """
 
 import argparse
@@ -19,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit, print_runs, run_sides  # noqa: E402
+from scripts.bench_autoencoder import _timeit, genjax_sides, host_devices, print_runs, run_sides  # noqa: E402
 
 WIDTHS = dict(image_shape=(28, 28, 1), latent_dim=64, g_widths=(64, 32), d_widths=(32, 64))
 
@@ -33,7 +35,7 @@ def _genjax_models():
   return gan.Generator(cfg, rngs=nnx.Rngs(0)), gan.Discriminator(cfg, rngs=nnx.Rngs(1))
 
 
-def run_jax(batch: int, seconds: float) -> dict:
+def run_jax(batch: int, seconds: float, devices: int = 1) -> dict:
   import jax
   import ml_collections
 
@@ -45,11 +47,13 @@ def run_jax(batch: int, seconds: float) -> dict:
   config = dcgan.get_config("ns")
   config.model = ml_collections.ConfigDict(WIDTHS)
   g_tx, d_tx = gan_train.optimizers(config)
+  mesh = sharding.make_mesh(devices)
   g_def, d_def, state = gan_train.create(
-    gan.GANConfig(**WIDTHS), g_tx, d_tx, jax.random.key(0), sharding.make_mesh(1)
+    gan.GANConfig(**WIDTHS), g_tx, d_tx, jax.random.key(0), mesh
   )
   step_fn = gan_train.make_train_step(g_def, d_def, g_tx, d_tx, gan_train.LossConfig())
-  x = jax.device_put(np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32))
+  x = np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32)
+  x = sharding.shard_batch(x, mesh)
   key, box = jax.random.key(1), [state]
 
   def step():
@@ -156,26 +160,33 @@ def main():
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--seconds", type=float, default=20.0)
   p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
+  p.add_argument("--devices", default="1", help="genjax sides: XLA CPU devices the batch is split over")  # fmt: skip
   p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.only:
-    run = run_torch if a.only == "pytorch" else run_jax
-    print("RESULT " + json.dumps(run(a.batch, a.seconds)))
+    host_devices(int(a.devices))
+    if a.only == "pytorch":
+      r = run_torch(a.batch, a.seconds)
+    else:
+      r = run_jax(a.batch, a.seconds, int(a.devices))
+    print("RESULT " + json.dumps(r))
     return
-  cmds = {name: [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
-                 "--seconds", str(a.seconds)] for name in ("genjax", "pytorch")}  # fmt: skip
+  cmd = lambda name: [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
+                      "--seconds", str(a.seconds)]  # fmt: skip
+  cmds = genjax_sides(a.devices, cmd("genjax")) | {"pytorch": [*cmd("pytorch"), "--devices", "1"]}
   rows = run_sides(cmds, a.repeats)
   print(f"\nDCGAN training step (1 D step + 1 G step), batch {a.batch}, float32")
-  print(f"{'':8s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
+  print(f"{'':12s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
   for name, r in rows.items():
-    print(f"{name:8s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
+    print(f"{name:12s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
           f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
   print_runs(rows)
-  if len(rows) == 2:
+  if "pytorch" in rows:
     t = rows["pytorch"]
     print(f"pytorch threads: {t['threads']}; max |torch - genjax| forward: "
           f"G {t['max_abs_diff_g']:.2e}, D {t['max_abs_diff_d']:.2e}")  # fmt: skip
-    print(f"ratio genjax / pytorch: {rows['genjax']['images_per_s'] / t['images_per_s']:.2f}x")
+    for name in [n for n in rows if n != "pytorch"]:
+      print(f"ratio {name} / pytorch: {rows[name]['images_per_s'] / t['images_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """VAE training throughput: genjax against the same model in PyTorch, side by side in one run.
 
   python scripts/bench_vae.py [--model dense,conv] [--batch 128] [--seconds 20] [--repeats 3]
+                              [--devices 1,2]
 
 Each implementation runs in its own process (thread pools and peak memory do not mix). A training
 step is: dynamic binarization x_b ~ Bernoulli(x), encoder -> (mu, logvar), z = mu + sigma * eps,
 decoder logits, -ELBO = Bernoulli NLL summed over pixels + closed-form KL, batch mean, backward,
 Adam; float32 on random [0, 1] images. The PyTorch model is loaded with genjax's initial weights and
 both decoders are run on the same eps first, so both sides compute the same function.
+genjax runs once per --devices entry: "genjax" on one XLA CPU device, "genjax-Ndev" with each batch
+split over N XLA CPU devices (data parallel; scripts/bench_autoencoder.py:host_devices).
 Needs: pip install torch==2.13.0 (CPU).
 """
 
@@ -20,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit, print_runs, run_sides  # noqa: E402
+from scripts.bench_autoencoder import _timeit, genjax_sides, host_devices, print_runs, run_sides  # noqa: E402
 
 LATENT = 20
 
@@ -38,7 +41,7 @@ def _images(batch: int) -> np.ndarray:
   return np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32)
 
 
-def run_jax(kind: str, batch: int, seconds: float) -> dict:
+def run_jax(kind: str, batch: int, seconds: float, devices: int = 1) -> dict:
   import jax
   import optax
 
@@ -47,11 +50,12 @@ def run_jax(kind: str, batch: int, seconds: float) -> dict:
   from genjax.train import state as tstate
 
   tx = optax.adam(1e-3)
-  graphdef, state = tstate.create(lambda: _genjax_model(kind), tx, sharding.make_mesh(1))
+  mesh = sharding.make_mesh(devices)
+  graphdef, state = tstate.create(lambda: _genjax_model(kind), tx, mesh)
   step_fn = tstate.make_train_step(
     graphdef, tx, lambda m, b, k: vae_train.loss_fn(m, b, k, binarize=True)
   )
-  batch_ = {"x": jax.device_put(_images(batch)), "beta": np.float32(1.0)}
+  batch_ = {"x": sharding.shard_batch(_images(batch), mesh), "beta": np.float32(1.0)}
   key, box = jax.random.key(0), [state]
 
   def step():
@@ -157,29 +161,34 @@ def main():
   p.add_argument("--batch", type=int, default=128)
   p.add_argument("--seconds", type=float, default=20.0)
   p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
+  p.add_argument("--devices", default="1,2", help="genjax sides: XLA CPU devices the batch is split over")  # fmt: skip
   p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.only:
-    run = run_torch if a.only == "pytorch" else run_jax
-    print("RESULT " + json.dumps(run(a.model, a.batch, a.seconds)))
+    host_devices(int(a.devices))
+    if a.only == "pytorch":
+      r = run_torch(a.model, a.batch, a.seconds)
+    else:
+      r = run_jax(a.model, a.batch, a.seconds, int(a.devices))
+    print("RESULT " + json.dumps(r))
     return
   for kind in a.model.split(","):
-    cmds = {name: [sys.executable, __file__, "--only", name, "--model", kind, "--batch",
-                   str(a.batch), "--seconds", str(a.seconds)] for name in ("genjax", "pytorch")}  # fmt: skip
+    cmd = lambda name, kind=kind: [sys.executable, __file__, "--only", name, "--model", kind,
+                                   "--batch", str(a.batch), "--seconds", str(a.seconds)]  # fmt: skip
+    cmds = genjax_sides(a.devices, cmd("genjax")) | {"pytorch": [*cmd("pytorch"), "--devices", "1"]}
     rows = run_sides(cmds, a.repeats, f"{kind} ")
     print(f"\n{kind} VAE training step, batch {a.batch}, float32")
-    print(f"{'':10s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
+    print(f"{'':12s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
     for name, r in rows.items():
-      print(f"{name:10s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
+      print(f"{name:12s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
             f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
     print_runs(rows)
-    if len(rows) == 2:
+    if "pytorch" in rows:
       t = rows["pytorch"]
       print(f"pytorch threads: {t['threads']}; max |torch - genjax| decoder logits: "
             f"{t['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
-      print(
-        f"ratio genjax / pytorch ({kind}): {rows['genjax']['images_per_s'] / t['images_per_s']:.2f}x"
-      )
+      for name in [n for n in rows if n != "pytorch"]:
+        print(f"ratio {name} / pytorch ({kind}): {rows[name]['images_per_s'] / t['images_per_s']:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
