@@ -6,6 +6,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -14,6 +15,8 @@ from genjax import losses, nn
 from genjax.data import tfds as data
 from genjax.evaluate import likelihood
 from genjax.models import vae
+from genjax.train import sharding
+from genjax.train import state as tstate
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -221,6 +224,25 @@ def test_iwae_is_above_the_elbo_and_rises_with_k(key):
   elbo = -float(neg_elbo.mean())
   assert bounds[1] < bounds[10] < bounds[200], bounds
   assert elbo < bounds[10], (elbo, bounds)
+
+
+def test_conv_vae_step_on_two_devices_equals_one_device(key):
+  """The batch split over 2 devices (scripts/bench_vae.py --devices 2) draws the same binarization
+  and eps and takes the same step: losses equal, SGD updates (linear in the gradient) equal."""
+  cfg = vae.VAEConfig(kind="conv", hidden=(8, 16), latent_dim=4)
+  x = data.mock(16).x
+  out = []
+  for n in (1, 2):
+    mesh = sharding.make_mesh(n)
+    tx = optax.sgd(0.1)
+    graphdef, state = tstate.create(lambda: vae.make(cfg, rngs=nnx.Rngs(0)), tx, mesh)
+    step = tstate.make_train_step(
+      graphdef, tx, lambda m, b, k: vae_train.loss_fn(m, b, k, binarize=True)
+    )
+    state, metrics = step(state, {"x": sharding.shard_batch(x, mesh), "beta": np.float32(1.0)}, key)
+    out.append((float(metrics["loss"]), jax.device_get(state.params)))
+  np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-5)
+  chex.assert_trees_all_close(out[0][1], out[1][1], rtol=1e-4, atol=1e-6)
 
 
 # --- smoke runs of the experiment ----------------------------------------------------------------
