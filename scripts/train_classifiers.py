@@ -22,9 +22,11 @@ from experiments.cam.configs import classifier  # noqa: E402
 flags.DEFINE_string("workdir", None, "Root folder of the runs.", required=True)
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
 flags.DEFINE_list("settings", ["ae", "noae"], "Config variants to train.")
-flags.DEFINE_float("epochs", 10, "Epochs per run (469 steps of 128 images each).")
+flags.DEFINE_float("epochs", 10, "Epochs per run (an epoch: 468 full batches of 128).")
 flags.DEFINE_list("extra", [], "Extra config variants applied to every run, e.g. smoke.")
 FLAGS = flags.FLAGS
+
+TRAIN_EXAMPLES = 60_000  # Fashion-MNIST's train split
 
 
 def main(argv):
@@ -36,7 +38,8 @@ def main(argv):
       config = classifier.get_config(",".join([setting, *FLAGS.extra]))
       config.seed = seed
       if "smoke" not in FLAGS.extra:
-        config.num_steps = int(FLAGS.epochs * 469)
+        # genjax.data.tfds.batch_indices drops each epoch's last incomplete batch.
+        config.num_steps = int(FLAGS.epochs * (TRAIN_EXAMPLES // config.batch_size))
       done = root / f"{setting}-s{seed}" / "results.json"
       results = (json.loads(done.read_text()) if done.exists()
                  else train.train_and_evaluate(config, done.parent))  # fmt: skip

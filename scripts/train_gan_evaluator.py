@@ -16,7 +16,7 @@ from absl import app, flags  # noqa: E402
 from genjax.evaluate import features  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Where the classifier's checkpoint and results go.")
-flags.DEFINE_integer("num_steps", 1500, "Adam steps of batch 128 (469 per epoch).")
+flags.DEFINE_integer("num_steps", 1500, "Adam steps of batch 128 (an epoch is 468 full batches).")
 flags.DEFINE_string("dataset", "fashion_mnist", "TFDS name, or 'mock' for a smoke run.")
 flags.DEFINE_integer("seed", 0, "Seed of the initialization and the data order.")
 flags.mark_flags_as_required(["workdir"])
