@@ -23,7 +23,9 @@ from experiments.vae.configs import conv, dense  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Parent folder of the runs.", required=True)
 flags.DEFINE_string("runs", "dense,conv,latent2", "Which groups to run.")
-flags.DEFINE_integer("dense_steps", 938, "Steps of each dense run (batch 128; an epoch is 468 full batches).")
+flags.DEFINE_integer(
+  "dense_steps", 938, "Steps of each dense run (batch 128; an epoch is 468 full batches)."
+)
 flags.DEFINE_integer("conv_steps", 469, "Steps of each conv run.")
 flags.DEFINE_integer("dense_iwae", 1000, "Test images scored by the IWAE bound, dense (0 = all).")
 flags.DEFINE_integer("conv_iwae", 200, "Test images scored by the IWAE bound, conv (0 = all).")
