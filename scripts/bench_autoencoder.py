@@ -124,6 +124,14 @@ def print_runs(rows: dict[str, dict], reference: str = "pytorch") -> None:
           f"median {float(np.median(pairs)):.2f}x")  # fmt: skip
 
 
+def print_ratios(rows: dict[str, dict], label: str = "", reference: str = "pytorch") -> None:
+  """One line per side: the ratio of its median run's images/s to the `reference` side's."""
+  if reference in rows:
+    for name in [n for n in rows if n != reference]:
+      ratio = rows[name]["images_per_s"] / rows[reference]["images_per_s"]
+      print(f"ratio {name} / {reference}{label}: {ratio:.2f}x")
+
+
 def _genjax_model():
   from flax import nnx
 
@@ -272,10 +280,7 @@ def main():
   if "pytorch" in rows:
     print(f"pytorch threads: {rows['pytorch']['threads']}; max |torch - genjax| forward: "
           f"{rows['pytorch']['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
-    for name in [n for n in rows if n != "pytorch"]:
-      print(
-        f"ratio {name} / pytorch: {rows[name]['images_per_s'] / rows['pytorch']['images_per_s']:.2f}x"
-      )
+  print_ratios(rows)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit, genjax_sides, host_devices, print_runs, run_sides  # noqa: E402
+from scripts.bench_autoencoder import (  # noqa: E402
+  _timeit,
+  genjax_sides,
+  host_devices,
+  print_ratios,
+  print_runs,
+  run_sides,
+)
 
 SHAPE = (100, 100, 3)
 
@@ -525,9 +532,7 @@ def main():
       print(f"genjax backend: {backend}; pytorch device: {a.torch_device}, "
             f"threads: {t['threads']}; max |torch - genjax| before training: "
             f"{t['max_abs_diff_vs_genjax']}")  # fmt: skip
-      for name in [n for n in rows if n != "pytorch"]:
-        ratio = rows[name]["images_per_s"] / t["images_per_s"]
-        print(f"ratio {name} / pytorch ({model}): {ratio:.2f}x")
+    print_ratios(rows, f" ({model})")
 
 
 if __name__ == "__main__":

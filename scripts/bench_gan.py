@@ -21,7 +21,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit, genjax_sides, host_devices, print_runs, run_sides  # noqa: E402
+from scripts.bench_autoencoder import (  # noqa: E402
+  _timeit,
+  genjax_sides,
+  host_devices,
+  print_ratios,
+  print_runs,
+  run_sides,
+)
 
 WIDTHS = dict(image_shape=(28, 28, 1), latent_dim=64, g_widths=(64, 32), d_widths=(32, 64))
 
@@ -185,8 +192,7 @@ def main():
     t = rows["pytorch"]
     print(f"pytorch threads: {t['threads']}; max |torch - genjax| forward: "
           f"G {t['max_abs_diff_g']:.2e}, D {t['max_abs_diff_d']:.2e}")  # fmt: skip
-    for name in [n for n in rows if n != "pytorch"]:
-      print(f"ratio {name} / pytorch: {rows[name]['images_per_s'] / t['images_per_s']:.2f}x")
+  print_ratios(rows)
 
 
 if __name__ == "__main__":

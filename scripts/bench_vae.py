@@ -23,7 +23,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import _timeit, genjax_sides, host_devices, print_runs, run_sides  # noqa: E402
+from scripts.bench_autoencoder import (  # noqa: E402
+  _timeit,
+  genjax_sides,
+  host_devices,
+  print_ratios,
+  print_runs,
+  run_sides,
+)
 
 LATENT = 20
 
@@ -187,8 +194,7 @@ def main():
       t = rows["pytorch"]
       print(f"pytorch threads: {t['threads']}; max |torch - genjax| decoder logits: "
             f"{t['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
-      for name in [n for n in rows if n != "pytorch"]:
-        print(f"ratio {name} / pytorch ({kind}): {rows[name]['images_per_s'] / t['images_per_s']:.2f}x")  # fmt: skip
+    print_ratios(rows, f" ({kind})")
 
 
 if __name__ == "__main__":

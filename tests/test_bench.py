@@ -33,3 +33,11 @@ def test_print_runs_gives_each_side_its_ratio_to_the_reference_of_the_same_round
   assert "genjax / pytorch per alternating round: [0.5, 1.5, 0.25], median 0.50x" in out
   assert "genjax-2dev / pytorch per alternating round: [2.0, 2.0, 0.5], median 2.00x" in out
   assert "pytorch / pytorch" not in out
+
+
+def test_print_ratios_divides_each_side_by_the_reference(capsys):
+  rows = {"genjax": {"images_per_s": 30.0}, "pytorch": {"images_per_s": 40.0}}
+  bench.print_ratios(rows, " (conv)")
+  assert capsys.readouterr().out == "ratio genjax / pytorch (conv): 0.75x\n"
+  bench.print_ratios({"genjax": {"images_per_s": 30.0}})  # no reference side: nothing to print
+  assert capsys.readouterr().out == ""

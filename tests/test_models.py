@@ -52,9 +52,8 @@ def test_conv_transpose_2x_gradients_match_lax_conv_transpose(c_out):
   rng = np.random.default_rng(2)
   x = jnp.asarray(rng.standard_normal((2, 5, 6, 4)), jnp.float32)
   w = jnp.asarray(rng.standard_normal((4, 4, 4, c_out)), jnp.float32)
-  t = jnp.asarray(
-    rng.standard_normal((2, 10, 12, c_out)), jnp.float32
-  )  # a non-symmetric loss weight
+  # a non-symmetric loss weight
+  t = jnp.asarray(rng.standard_normal((2, 10, 12, c_out)), jnp.float32)
   grads = [jax.jit(jax.grad(lambda x, w, f=f: jnp.sum(t * f(x, w) ** 2), argnums=(0, 1)))(x, w)
            for f in (nn.conv_transpose_2x, _lax_conv_transpose)]  # fmt: skip
   for got, want in zip(*grads, strict=True):
