@@ -55,6 +55,17 @@ def test_batch_order_is_a_function_of_seed_and_step():
     data.batch_indices(0, 0, 5, 10)
 
 
+def test_an_epoch_is_the_full_batches_and_the_incomplete_one_is_dropped():
+  assert data.steps_per_epoch(60_000, 128) == 468  # Fashion-MNIST: 96 examples left out per epoch
+  n, b = 25, 10
+  assert data.steps_per_epoch(n, b) == 2
+  first = np.concatenate([data.batch_indices(0, s, n, b) for s in range(2)])
+  assert len(set(first)) == 20  # two full batches of distinct examples
+  np.testing.assert_array_equal(data.batch_indices(0, 2, n, b), data.epoch_permutation(0, 1, n)[:b])
+  with pytest.raises(ValueError, match="larger than the dataset"):
+    data.steps_per_epoch(5, 10)
+
+
 def test_mock_data_is_in_unit_range():
   ds = data.mock(32)
   assert ds.x.shape == (32, 28, 28, 1) and ds.x.dtype == np.float32

@@ -60,8 +60,13 @@ def test_classifier_training_and_explanation_smoke(tmp_path):
   from experiments.cam.configs import classifier as cfgs
 
   config = cfgs.get_config("smoke")
+  assert cfgs.get_config("ae").num_steps is None and cfgs.get_config("ae").epochs == 10
+  # the steps come from the epochs and the loaded split: 1/8 of 256 mock images in batches of 16
+  config.num_steps, config.epochs = None, 0.125
   results = train.train_and_evaluate(config, tmp_path / "clf")
-  assert results["step"] == 2 and 0.0 <= results["test_accuracy"] <= 1.0
+  assert config.num_steps is None  # the caller's config is left as it was
+  assert results["step"] == results["config"]["num_steps"] == 2
+  assert 0.0 <= results["test_accuracy"] <= 1.0
   assert np.isfinite(results["test_rec_bce"])
   # the test metrics over several batches (the last one partial) equal a direct computation
   from flax import nnx

@@ -109,7 +109,11 @@ def _batches(dataset: data.ArrayDataset, mesh, *, seed: int, batch_size: int):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains config.num_steps steps (resuming from workdir), evaluates on the whole test split."""
+  """Trains config.num_steps steps (resuming from workdir), evaluates on the whole test split.
+
+  num_steps None means config.epochs passes over the loaded train split's full batches; the resolved
+  count is what results.json records.
+  """
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
 
@@ -123,6 +127,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_ds = data.get_dataset(config.dataset, config.train_split, **kw)
   test_ds = data.get_dataset(config.dataset, config.test_split, **kw)
   get_batch = _batches(train_ds, mesh, seed=config.seed, batch_size=config.batch_size)
+  if config.num_steps is None:
+    config = config.copy_and_resolve_references()
+    config.num_steps = round(config.epochs * data.steps_per_epoch(len(train_ds), config.batch_size))
 
   # Model, restored from the workdir when a checkpoint exists.
   graphdef, state, train_step = build(config, mesh)

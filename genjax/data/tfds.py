@@ -191,10 +191,14 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+  """Full batches in one pass over n examples (468 of 128 for Fashion-MNIST's 60,000)."""
+  if n // batch_size == 0:
+    raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} examples).")
+  return n // batch_size
+
+
 def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
   """Indices of the batch taken at global `step` (epochs drop their last incomplete batch)."""
-  per_epoch = n // batch_size
-  if per_epoch == 0:
-    raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} examples).")
-  epoch, i = divmod(step, per_epoch)
+  epoch, i = divmod(step, steps_per_epoch(n, batch_size))
   return epoch_permutation(seed, epoch, n)[i * batch_size : (i + 1) * batch_size]

@@ -5,6 +5,7 @@ Run (one seed; variants: ae (lambda_rec=1, default), noae (lambda_rec=0), gelu, 
   python scripts/train.py --config experiments/cam/configs/classifier.py:ae --workdir runs/cam/ae-s0 --config.seed=0
   python scripts/train.py --config experiments/cam/configs/classifier.py:noae --workdir runs/cam/noae-s0
 All seeds and both settings: python scripts/train_classifiers.py --workdir runs/cam --seeds 0,1,2
+Length: --config.epochs (default 10 = 4680 steps of 128) or --config.num_steps, which overrides it.
 Expected: test accuracy on the 10,000 test images in the README results table (the target is >= 93%;
 see experiments/cam/README.md for what this CPU budget reached).
 """
@@ -32,7 +33,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.warmup_steps = 200
   c.batch_size = 128
   c.eval_batch_size = 1000
-  c.num_steps = 4680  # 10 epochs
+  c.epochs = 10.0  # passes over the train split, of its full batches (468 of 128 for Fashion-MNIST)
+  c.num_steps = ml_collections.config_dict.placeholder(int)  # None: from epochs; an int overrides
   c.log_every = 100
   c.checkpoint_every = 500
   c.progress = True
