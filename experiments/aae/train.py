@@ -30,7 +30,7 @@ from genjax import losses
 from genjax.data import faces
 from genjax.data import tfds as batching
 from genjax.models import aae
-from genjax.train import checkpoint, sharding
+from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
 
 
@@ -246,8 +246,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   ae_def, d_def, state, train_step = build(config, mesh, len(train.names))
-  state, writer, ckpt = swap_train.run_loop(config, workdir, state, train_step, get_batch,
-                                            train_key, images_per_step=config.batch_size)  # fmt: skip
+  state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, train_key,
+                                 images_per_step=config.batch_size)  # fmt: skip
 
   # Evaluate on the held-out images, write results and previews.
   eval_key = jax.random.fold_in(jax.random.key(config.seed), 2)

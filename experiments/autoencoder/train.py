@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import jax
@@ -10,13 +9,12 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import tqdm
 
 from genjax import losses
 from genjax.data import tfds as data
 from genjax.models import autoencoder
-from genjax.train import checkpoint, sharding
 from genjax.train import logging as tlog
+from genjax.train import loop, sharding
 from genjax.train import state as tstate
 
 
@@ -122,27 +120,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   get_batch = _batches(train_ds, mesh, seed=config.seed, batch_size=config.batch_size,
                        on_device=config.on_device)  # fmt: skip
 
-  # Model, and restore from the workdir if a checkpoint exists.
+  # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   graphdef, state, train_step = build(config, mesh)
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
-  state = ckpt.restore(state)
-  start = int(state.step)
-  writer = tlog.MetricWriter(workdir, start_step=start)
-
-  # Loop. Metrics of step s are read while step s+1 runs, so the host never stalls the device.
-  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
-             disable=not config.get("progress", True))  # fmt: skip
-  pending, t0, seen = None, time.perf_counter(), 0
-  for step in range(start, config.num_steps):
-    state, metrics = train_step(state, get_batch(step), train_key)
-    if pending is not None and _report(pending, writer, bar, config, t0, seen):
-      t0, seen = time.perf_counter(), 0
-    pending, seen = (step + 1, metrics), seen + config.batch_size
-    ckpt.maybe_save(step + 1, state)
-  if pending is not None:
-    _report(pending, writer, bar, config, t0, seen, force=True)
-  ckpt.maybe_save(int(state.step), state, force=True)
-  bar.close()
+  state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, train_key,
+                                 images_per_step=config.batch_size)  # fmt: skip
 
   # Evaluate on the whole test split, write results and reconstructions.
   results = evaluate(graphdef, state, test_ds, mesh, config.eval_batch_size)
@@ -157,22 +138,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   ckpt.close()
   return results
-
-
-def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
-  """Checks the finished step for NaN/Inf and logs every log_every steps; True if it logged.
-
-  Only the total loss crosses to the host each step (a non-finite term makes it non-finite);
-  all terms are fetched on log steps, or to name the culprit when the total is NaN or Inf.
-  """
-  step, metrics = pending
-  bar.update(1)
-  log = force or step % config.log_every == 0
-  if not log and np.isfinite(jax.device_get(metrics["loss"])):
-    return False
-  metrics = jax.device_get(metrics)
-  tstate.check_finite(metrics, step)
-  rate = seen / max(time.perf_counter() - t0, 1e-9)
-  writer.write_scalars(step, dict(metrics, images_per_s=rate))
-  bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.0f}")
-  return True

@@ -1,7 +1,6 @@
 """Trains the autoencoder-regularized Fashion-MNIST classifier that the CAM methods explain."""
 
 import json
-import time
 from pathlib import Path
 
 import jax
@@ -10,12 +9,11 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import tqdm
 
 from genjax import losses
 from genjax.data import tfds as data
 from genjax.models import classifier
-from genjax.train import checkpoint, sharding
+from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
 
@@ -131,27 +129,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     config = config.copy_and_resolve_references()
     config.num_steps = round(config.epochs * data.steps_per_epoch(len(train_ds), config.batch_size))
 
-  # Model, restored from the workdir when a checkpoint exists.
+  # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   graphdef, state, train_step = build(config, mesh)
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
-  state = ckpt.restore(state)
-  start = int(state.step)
-  writer = tlog.MetricWriter(workdir, start_step=start)
-
-  # Loop: metrics of step s are read while step s+1 runs.
-  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
-             disable=not config.get("progress", True))  # fmt: skip
-  pending, t0, seen = None, time.perf_counter(), 0
-  for step in range(start, config.num_steps):
-    state, metrics = train_step(state, get_batch(step), train_key)
-    if pending is not None and _report(pending, writer, bar, config, t0, seen):
-      t0, seen = time.perf_counter(), 0
-    pending, seen = (step + 1, metrics), seen + config.batch_size
-    ckpt.maybe_save(step + 1, state)
-  if pending is not None:
-    _report(pending, writer, bar, config, t0, seen, force=True)
-  ckpt.maybe_save(int(state.step), state, force=True)
-  bar.close()
+  state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, train_key,
+                                 images_per_step=config.batch_size,
+                                 show={"loss": ".4f", "accuracy": ".3f"})  # fmt: skip
 
   # Evaluate on the whole test split; write results and reconstructions.
   results = evaluate(graphdef, state, test_ds, mesh, config.eval_batch_size)
@@ -186,18 +168,3 @@ def restore(workdir: str | Path, mesh=None):
   state = ckpt.restore(state)
   ckpt.close()
   return graphdef, state, config
-
-
-def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
-  """NaN/Inf check on the finished step's total loss; all terms logged every log_every steps."""
-  step, metrics = pending
-  bar.update(1)
-  if not (force or step % config.log_every == 0) and np.isfinite(jax.device_get(metrics["loss"])):
-    return False
-  metrics = jax.device_get(metrics)
-  tstate.check_finite(metrics, step)
-  rate = seen / max(time.perf_counter() - t0, 1e-9)
-  writer.write_scalars(step, dict(metrics, images_per_s=rate))
-  bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", acc=f"{float(metrics['accuracy']):.3f}",
-                  img_s=f"{rate:.0f}")  # fmt: skip
-  return True

@@ -9,7 +9,6 @@ and preview grids A, A->A, A->B / B, B->B, B->A, every swapped tile marked SYNTH
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import jax
@@ -18,13 +17,12 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import tqdm
 
 from genjax import losses
 from genjax.data import faces
 from genjax.data import tfds as batching
 from genjax.models import faceswap
-from genjax.train import checkpoint, sharding
+from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
 
@@ -144,7 +142,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   graphdef, state, train_step = build(config, mesh)
-  state, writer, ckpt = run_loop(config, workdir, state, train_step, get_batch, train_key,
+  state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, train_key,
                                  images_per_step=2 * config.batch_size)  # fmt: skip
 
   # Evaluate on the held-out images, write results and previews.
@@ -161,50 +159,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   ckpt.close()
   return results
-
-
-def run_loop(config, workdir: Path, state, train_step, get_batch, key, *, images_per_step: int):
-  """Resumes `state` from workdir/checkpoints, trains to config.num_steps (or until
-  config.time_limit_minutes), logging every config.log_every steps, checkpointing every
-  config.checkpoint_every and at the end. Returns (state, writer, checkpointer), both still open:
-  the caller evaluates, writes, then closes them. Shared by the face-swap experiments."""
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
-  state = ckpt.restore(state)
-  start = int(state.step)
-  writer = tlog.MetricWriter(workdir, start_step=start)
-  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
-             disable=not config.progress)  # fmt: skip
-  pending, t0, seen = None, time.perf_counter(), 0
-  deadline = (
-    time.monotonic() + 60 * config.time_limit_minutes if config.time_limit_minutes else None
-  )
-  for step in range(start, config.num_steps):
-    if deadline is not None and time.monotonic() > deadline:
-      break  # a shared machine's budget: stop early, checkpoint, evaluate what was trained
-    state, metrics = train_step(state, get_batch(step), key)
-    if pending is not None and _report(pending, writer, bar, config, t0, seen):
-      t0, seen = time.perf_counter(), 0
-    pending, seen = (step + 1, metrics), seen + images_per_step
-    ckpt.maybe_save(step + 1, state)
-  if pending is not None:
-    _report(pending, writer, bar, config, t0, seen, force=True)
-  ckpt.maybe_save(int(state.step), state, force=True)
-  bar.close()
-  return state, writer, ckpt
-
-
-def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
-  """NaN/Inf check of the finished step; logs every log_every steps. True if it logged."""
-  step, metrics = pending
-  bar.update(1)
-  if not force and step % config.log_every and np.isfinite(jax.device_get(metrics["loss"])):
-    return False
-  metrics = jax.device_get(metrics)
-  tstate.check_finite(metrics, step)
-  rate = seen / max(time.perf_counter() - t0, 1e-9)
-  writer.write_scalars(step, dict(metrics, images_per_s=rate))
-  bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.0f}")
-  return True
 
 
 def restore(workdir: str | Path):

@@ -7,7 +7,6 @@ against the updated discriminator; the whole step is one jitted function.
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,13 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx, struct
-from tqdm import tqdm
 
 from genjax import losses
 from genjax.data import tfds as data
 from genjax.evaluate import features, sample_quality
 from genjax.models import gan
-from genjax.train import checkpoint, sharding
 from genjax.train import logging as tlog
-from genjax.train import state as tstate
+from genjax.train import loop, sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,29 +202,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   g_tx, d_tx = optimizers(config)
   g_def, d_def, state = create(gan.GANConfig(**config.model.to_dict()), g_tx, d_tx, init_key, mesh)
   train_step = make_train_step(g_def, d_def, g_tx, d_tx, loss_cfg)
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
-  state = ckpt.restore(state)
-  start = int(state.step)
-  writer = tlog.MetricWriter(workdir, start_step=start)
   z_grid = jax.random.normal(grid_key, (64, config.model.latent_dim))
 
-  # Loop: metrics of step s are read while step s+1 runs.
-  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
-             disable=not config.get("progress", True))  # fmt: skip
-  pending, t0, seen = None, time.perf_counter(), 0
-  for step in range(start, config.num_steps):
-    state, metrics = train_step(state, get_batch(step), train_key)
-    if pending is not None and _report(pending, writer, bar, config, t0, seen):
-      t0, seen = time.perf_counter(), 0
-    pending, seen = (step + 1, metrics), seen + per_step
-    if (step + 1) % config.sample_every == 0 or step + 1 == config.num_steps:
+  def sample_grid(n, state):  # a fixed z's samples over training
+    if n % config.sample_every == 0 or n == config.num_steps:
       x = _sample(g_def, state.g_params, state.g_rest, z_grid)
-      tlog.save_image_grid(workdir / "samples" / f"step_{step + 1:06d}.png", np.asarray(x), ncol=8)
-    ckpt.maybe_save(step + 1, state)
-  if pending is not None:
-    _report(pending, writer, bar, config, t0, seen, force=True)
-  ckpt.maybe_save(int(state.step), state, force=True)
-  bar.close()
+      tlog.save_image_grid(workdir / "samples" / f"step_{n:06d}.png", np.asarray(x), ncol=8)
+
+  state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, train_key,
+                                 images_per_step=per_step, show={"d_loss": ".3f", "g_loss": ".3f"},
+                                 after_step=sample_grid)  # fmt: skip
 
   # Evaluate: eval_samples fakes against as many real test (and train) images.
   n = min(config.eval_samples, len(test_ds))
@@ -240,19 +224,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   ckpt.close()
   return results
-
-
-def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
-  """Checks the finished step for NaN/Inf (every step) and logs every log_every steps."""
-  step, metrics = pending
-  bar.update(1)
-  log = force or step % config.log_every == 0
-  if not log and np.isfinite(jax.device_get(metrics["loss"])):
-    return False
-  metrics = jax.device_get(metrics)
-  tstate.check_finite(metrics, step)
-  rate = seen / max(time.perf_counter() - t0, 1e-9)
-  writer.write_scalars(step, dict(metrics, images_per_s=rate))
-  bar.set_postfix(d=f"{float(metrics['d_loss']):.3f}", g=f"{float(metrics['g_loss']):.3f}",
-                  img_s=f"{rate:.0f}")  # fmt: skip
-  return True

@@ -8,7 +8,6 @@ half of the pairs and the accuracy reported on the other half (and vice versa, a
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import jax
@@ -16,14 +15,12 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import tqdm
 
 from genjax import losses
 from genjax.data import faces
 from genjax.data import tfds as batching
 from genjax.models import identity
-from genjax.train import checkpoint, sharding
-from genjax.train import logging as tlog
+from genjax.train import checkpoint, loop, sharding
 from genjax.train import state as tstate
 
 
@@ -133,35 +130,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   get_batch = lambda s: take(x_all, y_all, batching.batch_indices(config.seed, s, len(train),
                                                                   config.batch_size))  # fmt: skip
 
-  # Model, restored from the workdir when it holds a checkpoint.
+  # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   graphdef, state, train_step = build(config, mesh, len(train.names))
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
-  state = ckpt.restore(state)
-  start = int(state.step)
-  writer = tlog.MetricWriter(workdir, start_step=start)
-
-  # Loop.
-  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
-             disable=not config.progress)  # fmt: skip
-  t0 = time.perf_counter()
-  deadline = (
-    time.monotonic() + 60 * config.time_limit_minutes if config.time_limit_minutes else None
-  )
-  for step in range(start, config.num_steps):
-    if deadline is not None and time.monotonic() > deadline:
-      break  # a shared machine's budget: stop early, checkpoint, evaluate what was trained
-    state, metrics = train_step(state, get_batch(step), train_key)
-    if (step + 1) % config.log_every == 0 or step + 1 == config.num_steps:
-      metrics = jax.device_get(metrics)
-      tstate.check_finite(metrics, step + 1)
-      rate = config.log_every * config.batch_size / max(time.perf_counter() - t0, 1e-9)
-      writer.write_scalars(step + 1, dict(metrics, images_per_s=rate))
-      bar.set_postfix(loss=f"{float(metrics['loss']):.3f}", img_s=f"{rate:.0f}")
-      t0 = time.perf_counter()
-    bar.update(1)
-    ckpt.maybe_save(step + 1, state)
-  ckpt.maybe_save(int(state.step), state, force=True)
-  bar.close()
+  state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, train_key,
+                                 images_per_step=config.batch_size, show={"loss": ".3f"})  # fmt: skip
 
   # Verification on pairs of held-out identities.
   v = embed(graphdef, state, test.images())

@@ -37,7 +37,7 @@ from experiments.identity import train as id_train
 from genjax import losses
 from genjax.data import faces
 from genjax.models import identity, simswap
-from genjax.train import checkpoint, sharding
+from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
 
 
@@ -286,8 +286,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   defs, state, train_step = build(config, mesh)
-  state, writer, ckpt = swap_train.run_loop(config, workdir, state, train_step, get_batch,
-                                            train_key, images_per_step=config.batch_size)  # fmt: skip
+  state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, train_key,
+                                 images_per_step=config.batch_size)  # fmt: skip
 
   # Evaluate on the held-out images, write results and the swap matrix.
   results = evaluate(defs, state, test)

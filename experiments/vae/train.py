@@ -10,14 +10,13 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import tqdm
 
 from genjax import losses
 from genjax.data import tfds as data
 from genjax.evaluate import likelihood
 from genjax.models import vae
-from genjax.train import checkpoint, sharding
 from genjax.train import logging as tlog
+from genjax.train import loop, sharding
 from genjax.train import state as tstate
 
 
@@ -153,28 +152,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   get_x = _batches(train_ds, mesh, seed=config.seed, batch_size=config.batch_size,
                    on_device=config.on_device)  # fmt: skip
 
-  # Model, and restore from the workdir if a checkpoint exists.
+  # Model, resumed from the workdir when it holds a checkpoint, and the loop (beta warms up by step).
   graphdef, state, train_step = build(config, mesh)
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
-  state = ckpt.restore(state)
-  start = int(state.step)
-  writer = tlog.MetricWriter(workdir, start_step=start)
-
-  # Loop. Metrics of step s are read while step s+1 runs, so the host never stalls the device.
-  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
-             disable=not config.get("progress", True))  # fmt: skip
-  pending, t0, seen = None, time.perf_counter(), 0
-  for step in range(start, config.num_steps):
-    beta = losses.beta_schedule(step, beta=config.beta, warmup_steps=config.warmup_steps)
-    state, metrics = train_step(state, {"x": get_x(step), "beta": beta}, train_key)
-    if pending is not None and _report(pending, writer, bar, config, t0, seen):
-      t0, seen = time.perf_counter(), 0
-    pending, seen = (step + 1, metrics), seen + config.batch_size
-    ckpt.maybe_save(step + 1, state)
-  if pending is not None:
-    _report(pending, writer, bar, config, t0, seen, force=True)
-  ckpt.maybe_save(int(state.step), state, force=True)
-  bar.close()
+  get_batch = lambda s: {
+    "x": get_x(s), "beta": losses.beta_schedule(s, beta=config.beta, warmup_steps=config.warmup_steps)
+  }  # fmt: skip
+  state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, train_key,
+                                 images_per_step=config.batch_size,
+                                 show={"loss": ".2f", "kl": ".1f"})  # fmt: skip
 
   # Evaluate on the test split, write results and figures.
   x = np.asarray(test_ds.x)
@@ -187,19 +172,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   ckpt.close()
   return results
-
-
-def _report(pending, writer, bar, config, t0, seen, *, force=False) -> bool:
-  """Checks the finished step for NaN/Inf and logs every log_every steps; True if it logged."""
-  step, metrics = pending
-  bar.update(1)
-  log = force or step % config.log_every == 0
-  if not log and np.isfinite(jax.device_get(metrics["loss"])):
-    return False
-  metrics = jax.device_get(metrics)
-  tstate.check_finite(metrics, step)
-  rate = seen / max(time.perf_counter() - t0, 1e-9)
-  writer.write_scalars(step, dict(metrics, images_per_s=rate))
-  bar.set_postfix(loss=f"{float(metrics['loss']):.2f}", kl=f"{float(metrics['kl']):.1f}",
-                  img_s=f"{rate:.0f}")  # fmt: skip
-  return True

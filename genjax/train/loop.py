@@ -1,0 +1,89 @@
+"""The training loop every experiment shares: resume, step, check, log, checkpoint.
+
+    state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, key,
+                                   images_per_step=config.batch_size)
+    ... evaluate, write results ...
+    writer.close(); ckpt.close()
+
+The loop resumes `state` from workdir/checkpoints and runs global steps state.step .. num_steps, so
+a killed run started again with the same command continues where its last checkpoint left it and
+ends in the same state: batches and keys are functions of the global step. The metrics of step s
+are read while step s+1 runs, so the host never stalls the device: only the total loss crosses to
+the host each step (a non-finite term makes it non-finite, and then every term is fetched to name
+the culprit); all terms are logged every log_every steps.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from genjax.train import checkpoint
+from genjax.train import logging as tlog
+from genjax.train import state as tstate
+
+
+def run(
+  config: ml_collections.ConfigDict,
+  workdir: str | Path,
+  state: Any,
+  train_step: Callable,
+  get_batch: Callable[[int], Any],
+  key: jax.Array,
+  *,
+  images_per_step: int,
+  show: Mapping[str, str] = {"loss": ".4f"},  # noqa: B006 (read only)
+  after_step: Callable[[int, Any], None] | None = None,
+) -> tuple[Any, tlog.MetricWriter, checkpoint.Checkpointer]:
+  """Trains `state` to config.num_steps; returns (state, writer, checkpointer), both still open.
+
+  config: num_steps, log_every, checkpoint_every; optional progress (default True) and
+    time_limit_minutes (a shared machine's budget: stop early, checkpoint, return what was trained).
+  train_step(state, batch, key) -> (state, metrics with a scalar "loss"); get_batch(step) -> batch.
+  images_per_step: for the images/s figure logged with the metrics.
+  show: metrics on the progress bar, with their formats.
+  after_step(n, state): called after each step with the number of steps done (e.g. sample grids).
+  """
+  workdir = Path(workdir)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
+  state = ckpt.restore(state)
+  start = int(state.step)
+  writer = tlog.MetricWriter(workdir, start_step=start)
+  bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
+             disable=not config.get("progress", True))  # fmt: skip
+  minutes = config.get("time_limit_minutes")
+  deadline = time.monotonic() + 60 * minutes if minutes else None
+
+  def report(n, metrics, t0, seen, force=False) -> bool:
+    """NaN/Inf check of the step that made `n` steps; logs every log_every steps. True if logged."""
+    bar.update(1)
+    if not force and n % config.log_every and np.isfinite(jax.device_get(metrics["loss"])):
+      return False
+    metrics = jax.device_get(metrics)
+    tstate.check_finite(metrics, n)
+    rate = seen / max(time.perf_counter() - t0, 1e-9)
+    writer.write_scalars(n, dict(metrics, images_per_s=rate))
+    bar.set_postfix({k: f"{float(metrics[k]):{f}}" for k, f in show.items()}, img_s=f"{rate:.0f}")
+    return True
+
+  pending, t0, seen = None, time.perf_counter(), 0
+  for step in range(start, config.num_steps):
+    if deadline is not None and time.monotonic() > deadline:
+      break
+    state, metrics = train_step(state, get_batch(step), key)
+    if pending is not None and report(*pending, t0, seen):
+      t0, seen = time.perf_counter(), 0
+    pending, seen = (step + 1, metrics), seen + images_per_step
+    if after_step is not None:
+      after_step(step + 1, state)
+    ckpt.maybe_save(step + 1, state)
+  if pending is not None:
+    report(*pending, t0, seen, force=True)
+  ckpt.maybe_save(int(state.step), state, force=True)
+  bar.close()
+  return state, writer, ckpt
