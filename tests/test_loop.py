@@ -75,3 +75,14 @@ def test_a_time_limit_stops_early_and_the_same_command_resumes_to_the_same_state
   whole = _run(_config(), tmp_path / "whole")
   assert int(resumed.step) == int(whole.step) == 6 and float(resumed.total) == float(whole.total)
   assert [r["step"] for r in tlog.read_metrics(tmp_path / "cut")] == [2, 3, 4, 6]
+
+
+def test_setup_makes_the_workdir_the_mesh_and_the_training_key(tmp_path):
+  config = ml_collections.ConfigDict(dict(seed=3, batch_size=8, num_devices=1))
+  workdir, mesh, key = loop.setup(config, tmp_path / "a" / "b")
+  assert workdir.is_dir() and mesh.size == 1
+  want = jax.random.fold_in(jax.random.key(3), 1)
+  assert (jax.random.key_data(key) == jax.random.key_data(want)).all()
+  config.num_devices, config.batch_size = 8, 12  # conftest gives 8 host devices
+  with pytest.raises(ValueError, match="12"):
+    loop.setup(config, tmp_path)

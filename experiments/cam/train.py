@@ -112,13 +112,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   num_steps None means config.epochs passes over the loaded train split's full batches; the resolved
   count is what results.json records.
   """
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-
   # Setup.
-  mesh = sharding.make_mesh(config.get("num_devices"))
-  sharding.check_batch_size(config.batch_size, mesh)
-  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  workdir, mesh, train_key = loop.setup(config, workdir)
 
   # Data.
   kw = {"manual_dir": config.data_dir} if config.get("data_dir") else {}

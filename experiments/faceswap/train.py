@@ -128,13 +128,8 @@ def preview(path: Path, graphdef, state, test: faces.FaceDataset, n: int = 8) ->
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains config.num_steps steps (resuming from workdir), then writes results.json and previews."""
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-
   # Setup.
-  mesh = sharding.make_mesh(config.get("num_devices"))
-  sharding.check_batch_size(config.batch_size, mesh)
-  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  workdir, mesh, train_key = loop.setup(config, workdir)
 
   # Data.
   train, test, names = load_pair(config)

@@ -180,16 +180,12 @@ def _evaluator(config, workdir: Path) -> features.FrozenClassifier:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains config.num_steps GAN steps (resuming from workdir), then evaluates and saves figures."""
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-
-  # Setup: mesh and one key per role.
-  mesh = sharding.make_mesh(config.get("num_devices"))
+  # Setup: mesh and one key per role (train_key is fold_in(root, 1)).
+  workdir, mesh, train_key = loop.setup(config, workdir)
   loss_cfg = LossConfig(**config.loss.to_dict())
   per_step = config.batch_size * loss_cfg.d_steps  # real images per step
-  sharding.check_batch_size(config.batch_size, mesh)
   root = jax.random.key(config.seed)
-  init_key, train_key, sample_key, grid_key = (jax.random.fold_in(root, i) for i in range(4))
+  init_key, sample_key, grid_key = (jax.random.fold_in(root, i) for i in (0, 2, 3))
 
   # Data: real images only (labels are not used by the GAN).
   train_ds = data.get_dataset(config.dataset, config.train_split)

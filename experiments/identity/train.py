@@ -116,13 +116,8 @@ def load_data(config) -> faces.FaceDataset:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-
   # Setup and data.
-  mesh = sharding.make_mesh(config.get("num_devices"))
-  sharding.check_batch_size(config.batch_size, mesh)
-  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  workdir, mesh, train_key = loop.setup(config, workdir)
   train, test = split(config, load_data(config))
   x_all = sharding.replicate(train.images(), mesh)
   y_all = sharding.replicate(train.y, mesh)

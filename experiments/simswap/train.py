@@ -274,13 +274,8 @@ def preview(path: Path, defs: Defs, state: SimSwapState, test: faces.FaceDataset
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains config.num_steps steps (resuming from workdir), then writes results.json and previews."""
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-
   # Setup and data.
-  mesh = sharding.make_mesh(config.get("num_devices"))
-  sharding.check_batch_size(config.batch_size, mesh)
-  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  workdir, mesh, train_key = loop.setup(config, workdir)
   train, test = aae_train.load_data(config)
   get_batch = aae_train._batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
 

@@ -137,13 +137,8 @@ def save_figures(graphdef, state, config, workdir: Path, x: np.ndarray, x_t: np.
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains config.num_steps steps (resuming from workdir), then writes results.json and figures."""
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-
-  # Setup: mesh and keys (one key per role, from the seed).
-  mesh = sharding.make_mesh(config.get("num_devices"))
-  sharding.check_batch_size(config.batch_size, mesh)
-  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  # Setup: workdir, mesh and the training key.
+  workdir, mesh, train_key = loop.setup(config, workdir)
 
   # Data.
   kw = {"manual_dir": config.data_dir} if config.get("data_dir") else {}
