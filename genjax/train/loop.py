@@ -37,7 +37,7 @@ def run(
   key: jax.Array,
   *,
   images_per_step: int,
-  show: Mapping[str, str] = {"loss": ".4f"},  # noqa: B006 (read only)
+  show: Mapping[str, str] | None = None,
   after_step: Callable[[int, Any], None] | None = None,
 ) -> tuple[Any, tlog.MetricWriter, checkpoint.Checkpointer]:
   """Trains `state` to config.num_steps; returns (state, writer, checkpointer), both still open.
@@ -46,10 +46,10 @@ def run(
     time_limit_minutes (a shared machine's budget: stop early, checkpoint, return what was trained).
   train_step(state, batch, key) -> (state, metrics with a scalar "loss"); get_batch(step) -> batch.
   images_per_step: for the images/s figure logged with the metrics.
-  show: metrics on the progress bar, with their formats.
+  show: metrics on the progress bar, with their formats (default {"loss": ".4f"}).
   after_step(n, state): called after each step with the number of steps done (e.g. sample grids).
   """
-  workdir = Path(workdir)
+  workdir, show = Path(workdir), show or {"loss": ".4f"}
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
   state = ckpt.restore(state)
   start = int(state.step)
