@@ -1,5 +1,7 @@
 """The training loop every experiment shares: resume, step, check, log, checkpoint.
 
+    workdir, mesh, key = loop.setup(config, workdir)
+    ... data, model, train_step ...
     state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, key,
                                    images_per_step=config.batch_size)
     ... evaluate, write results ...
@@ -26,6 +28,17 @@ from tqdm import tqdm
 from genjax.train import checkpoint, sharding
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
+
+
+def setup(config: ml_collections.ConfigDict, workdir: str | Path):
+  """(workdir, mesh, train_key) of a run: the workdir created; the mesh over config.num_devices
+  devices (default: all), checked to split config.batch_size evenly; the training key
+  fold_in(key(config.seed), 1), whose per-step keys train_step folds in from the step."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  mesh = sharding.make_mesh(config.get("num_devices"))
+  sharding.check_batch_size(config.batch_size, mesh)
+  return workdir, mesh, jax.random.fold_in(jax.random.key(config.seed), 1)
 
 
 def run(
@@ -87,14 +100,3 @@ def run(
   ckpt.maybe_save(int(state.step), state, force=True)
   bar.close()
   return state, writer, ckpt
-
-
-def setup(config: ml_collections.ConfigDict, workdir: str | Path):
-  """(workdir, mesh, train_key) of a run: the workdir created; the mesh over config.num_devices
-  devices (default: all), checked to split config.batch_size evenly; the training key
-  fold_in(key(config.seed), 1), whose per-step keys train_step folds in from the step."""
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  mesh = sharding.make_mesh(config.get("num_devices"))
-  sharding.check_batch_size(config.batch_size, mesh)
-  return workdir, mesh, jax.random.fold_in(jax.random.key(config.seed), 1)
