@@ -193,9 +193,10 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
   """Full batches in one pass over n examples (468 of 128 for Fashion-MNIST's 60,000)."""
-  if n // batch_size == 0:
+  per_epoch = n // batch_size
+  if per_epoch == 0:
     raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} examples).")
-  return n // batch_size
+  return per_epoch
 
 
 def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
