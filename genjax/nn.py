@@ -90,8 +90,11 @@ def conv_transpose_2x(x: jax.Array, w: jax.Array) -> jax.Array:
 # mode transposes that tangent, so the gradients are matrix products too, while forward mode and
 # higher orders keep working. Which form each tangent takes (value and gradient timings from
 # scripts/bench_conv.py and the layer shapes of the models):
-# - kernel tangent, 8 or more input channels: a sum over the k*k taps, sum_k shift_k(x) @ dW[k];
-#   its transpose is the products dW[k] = shift_k(x)^T g.
+# - kernel tangent, small strided layers (value as block or patch products, below): the value's
+#   form with dW for w, so the blocks or patches of x are made once for the value and the gradient
+#   (conv VAE step: 58.4 -> 54.7 ms; DCGAN step 58.5 -> 57.1 ms; medians of 7 alternating rounds).
+# - kernel tangent, other layers with 8 or more input channels: a sum over the k*k taps,
+#   sum_k shift_k(x) @ dW[k]; its transpose is the products dW[k] = shift_k(x)^T g.
 # - kernel tangent, fewer input channels: one product with the patches of x (im2col,
 #   [B*H*W, k*k*C_in]); its transpose is patches^T g, one product instead of k*k thin ones
 #   (16x100x100x3 -> 32: 9 vs 25 ms for XLA's kernel gradient).
@@ -181,17 +184,24 @@ def _conv_input_form(x, w, strides, padding):
   return _im2col(x, w, strides, padding)
 
 
+def _small_strided(x_shape, w_shape, strides, padding) -> bool:
+  # Small strided layers (DCGAN's and the conv VAE's 14x14x32 -> 7x7x64): the block or patch
+  # products beat XLA's strided convolution (k4 s2, batch 64: 2.1 vs 3.0 ms); on large maps
+  # (16x100x100x32 -> 50x50x64: 96 vs 43 ms) they do not.
+  ho, wo = _out_hw(x_shape, w_shape, strides, padding)
+  return strides != (1, 1) and x_shape[-1] >= 8 and ho * wo <= 256
+
+
 def _kernel_tangent(x, dw, strides, padding):
+  if _small_strided(x.shape, dw.shape, strides, padding):
+    # The value's own form, so XLA computes the patches or blocks of x once for both.
+    return _conv_input_form(x, dw, strides, padding)
   return (_im2col if x.shape[-1] < 8 else _taps)(x, dw, strides, padding)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def _conv(x, w, strides, padding):
-  ho, wo = _out_hw(x.shape, w.shape, strides, padding)
-  if strides != (1, 1) and x.shape[-1] >= 8 and ho * wo <= 256:
-    # Small strided layers (DCGAN's and the conv VAE's 14x14x32 -> 7x7x64): the block or patch
-    # products beat XLA's strided convolution (k4 s2, batch 64: 2.1 vs 3.0 ms); on large maps
-    # (16x100x100x32 -> 50x50x64: 96 vs 43 ms) they do not.
+  if _small_strided(x.shape, w.shape, strides, padding):
     return _conv_input_form(x, w, strides, padding)
   return _lax_conv(x, w, strides, padding)
 
