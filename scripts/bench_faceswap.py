@@ -128,6 +128,7 @@ def run_jax_c(batch: int, seconds: float, devices: int = 1) -> dict:
   from experiments.simswap import train as ss_train
   from experiments.simswap.configs import simswap as ss_configs
   from genjax.train import sharding
+  from genjax.train import state as tstate
 
   config = ss_configs.get_config()
   cfg = ss_train.LossConfig(**config.loss.to_dict())
@@ -140,7 +141,7 @@ def run_jax_c(batch: int, seconds: float, devices: int = 1) -> dict:
   defs, state = ss_train.create(model_cfg, g_tx, d_tx, jax.random.key(0), mesh, f_def,
                                 (f_params, f_rest))  # fmt: skip
 
-  @jax.jit
+  @tstate.jit_step
   def step_fn(state, x_t, key):  # experiments.simswap.train.make_train_step minus augmentation
     x_s, same = ss_train.make_pairs(x_t, cfg.same_fraction)
     v_s = jax.lax.stop_gradient(ss_train.identity_vector(defs, state, x_s))

@@ -97,6 +97,24 @@ def test_no_recompilation_after_first_step(key):
   assert step._cache_size() == 1
 
 
+def test_train_steps_compile_without_ynnpack_fusions_on_cpu(key):
+  """make_train_step compiles through jit_step, which on the CPU turns YNNPACK fusion off, and a
+  step so compiled computes what plain jit and NumPy compute."""
+  assert jax.default_backend() == "cpu"
+  mesh = sharding.make_mesh(1)
+  _, state, step = _setup(mesh)
+  x = sharding.shard_batch(data.mock(16).x, mesh)
+  assert "__ynn_fusion" not in step.lower(state, x, key).compile().as_text()
+  rng = np.random.default_rng(0)
+  a, b = (rng.standard_normal(s).astype(np.float32) for s in ((64, 48), (48, 32)))
+  f = lambda a, b: jax.nn.relu(a @ b + 1.0)
+  compiled = tstate.jit_step(f).lower(a, b).compile()
+  assert "__ynn_fusion" not in compiled.as_text()
+  want = np.maximum(a.astype(np.float64) @ b + 1.0, 0.0)
+  np.testing.assert_allclose(compiled(a, b), want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(compiled(a, b), jax.jit(f)(a, b), rtol=1e-5, atol=1e-5)
+
+
 def test_checkpoint_round_trip(tmp_path, key):
   mesh = sharding.make_mesh(1)
   _, state, step = _setup(mesh)

@@ -32,6 +32,7 @@ from genjax.data import tfds as batching
 from genjax.models import aae
 from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
+from genjax.train import state as tstate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +136,7 @@ def make_train_step(ae_def, d_def, ae_tx, d_tx, cfg: LossConfig, aug: faces.Augm
     metrics["loss"] = metrics["d_total"] + metrics["ae_loss"]  # one scalar for the NaN check
     return state.replace(step=state.step + 1), metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  return tstate.jit_step(train_step, donate_argnums=0)
 
 
 def build(config: ml_collections.ConfigDict, mesh, num_identities: int):

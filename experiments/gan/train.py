@@ -23,6 +23,7 @@ from genjax.evaluate import features, sample_quality
 from genjax.models import gan
 from genjax.train import logging as tlog
 from genjax.train import loop, sharding
+from genjax.train import state as tstate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +127,7 @@ def make_train_step(g_def, d_def, g_tx, d_tx, cfg: LossConfig):
     metrics["loss"] = metrics["d_total"] + metrics["g_loss"]  # one scalar for the NaN check
     return state.replace(step=state.step + 1), metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  return tstate.jit_step(train_step, donate_argnums=0)
 
 
 def optimizers(config: ml_collections.ConfigDict):

@@ -39,6 +39,7 @@ from genjax.data import faces
 from genjax.models import identity, simswap
 from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
+from genjax.train import state as tstate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +178,7 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: faces.AugmentC
     metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]  # one scalar for the NaN check
     return state.replace(step=state.step + 1), metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  return tstate.jit_step(train_step, donate_argnums=0)
 
 
 def identity_net(config, mesh):

@@ -11,6 +11,19 @@ from flax import nnx, struct
 
 from genjax.train import sharding
 
+# XLA:CPU hands matrix products to YNNPACK and fuses neighbouring element-wise ops into them,
+# where it first writes out their broadcast operands (a bias, or the zero of a ReLU, as a whole
+# [B, H, W, C] array). Training steps compile with that off; one process, the two compilations
+# alternating (medians of 5 to 12 rounds): DCGAN step 1.40x as fast, conv autoencoder 1.06x,
+# classifier 1.02x, dense VAE 1.01x, conv VAE 0.99x.
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def jit_step(fn: Callable, **jit_kwargs) -> Callable:
+  """jax.jit(fn, **jit_kwargs), with CPU_COMPILER_OPTIONS when JAX runs on the CPU."""
+  options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+  return jax.jit(fn, compiler_options=options, **jit_kwargs)
+
 
 @struct.dataclass
 class TrainState:
@@ -54,7 +67,7 @@ LossFn = Callable[[nnx.Module, Any, jax.Array], tuple[jax.Array, dict]]
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss_fn: LossFn):
-  """Returns jit(train_step, donate_argnums=0) with train_step(state, batch, key) -> (state, metrics).
+  """jit_step(train_step, donate_argnums=0), train_step(state, batch, key) -> (state, metrics).
 
   loss_fn(model, batch, key) -> (scalar loss, metrics dict of scalars). The per-step key is
   fold_in(key, state.step), so a resumed run draws exactly the noise of an uninterrupted one.
@@ -78,7 +91,7 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, lo
       step=state.step + 1, params=params, rest=rest, opt_state=opt_state
     ), metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  return jit_step(train_step, donate_argnums=0)
 
 
 def make_eval_fn(graphdef: nnx.GraphDef, fn: Callable[[nnx.Module, Any], Any]):
