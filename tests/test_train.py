@@ -115,6 +115,17 @@ def test_train_steps_compile_without_ynnpack_fusions_on_cpu(key):
   np.testing.assert_allclose(compiled(a, b), jax.jit(f)(a, b), rtol=1e-5, atol=1e-5)
 
 
+def test_jit_step_falls_back_to_default_compilation_where_the_option_is_unknown(monkeypatch):
+  """On an XLA without the option (an older jaxlib) steps compile as plain jit would."""
+  monkeypatch.setattr(tstate, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option_in_any_xla": ""})
+  tstate._step_compiler_options.cache_clear()
+  try:
+    assert tstate._step_compiler_options() is None
+    assert float(tstate.jit_step(lambda v: 2 * v)(np.float32(3))) == 6.0
+  finally:
+    tstate._step_compiler_options.cache_clear()
+
+
 def test_checkpoint_round_trip(tmp_path, key):
   mesh = sharding.make_mesh(1)
   _, state, step = _setup(mesh)

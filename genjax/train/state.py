@@ -1,5 +1,6 @@
 """The train state (a small pytree) and the pure, jitted train step built on jax.grad and optax."""
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -19,10 +20,21 @@ from genjax.train import sharding
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
+@functools.cache
+def _step_compiler_options() -> dict | None:
+  """CPU_COMPILER_OPTIONS on the CPU if this XLA knows them (older jaxlibs have no YNNPACK), else None."""
+  if jax.default_backend() != "cpu":
+    return None
+  try:
+    jax.jit(lambda v: v + 1, compiler_options=CPU_COMPILER_OPTIONS).lower(np.float32(0)).compile()
+  except RuntimeError:  # "No such compile option": compile as XLA would by default
+    return None
+  return CPU_COMPILER_OPTIONS
+
+
 def jit_step(fn: Callable, **jit_kwargs) -> Callable:
-  """jax.jit(fn, **jit_kwargs), with CPU_COMPILER_OPTIONS when JAX runs on the CPU."""
-  options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-  return jax.jit(fn, compiler_options=options, **jit_kwargs)
+  """jax.jit(fn, **jit_kwargs), with CPU_COMPILER_OPTIONS when JAX runs on a CPU that has them."""
+  return jax.jit(fn, compiler_options=_step_compiler_options(), **jit_kwargs)
 
 
 @struct.dataclass
