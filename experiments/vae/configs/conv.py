@@ -5,8 +5,8 @@ Run:
 Variants (comma-separated): beta0.5, beta1, beta4, warmup, latent2, gaussian, gaussian_learned, smoke.
 Expected (CPU, 2 cores, ~5-10 min for 1 epoch): see the results table in experiments/vae/README.md.
 On a multi-core CPU, splitting each batch over one XLA device per core runs this model's many small
-ops side by side (2 cores: 1.26x PyTorch's step against 0.90x on one device, the README's speed
-section); the step is the same up to float rounding (tests/test_vae.py):
+ops side by side (2 cores: 1.26x to 1.54x PyTorch's step against 0.90x to 1.04x on one device,
+the README's speed section); the step is the same up to float rounding (tests/test_vae.py):
   XLA_FLAGS=--xla_force_host_platform_device_count=2 python scripts/train.py --config ...
 """
 
