@@ -92,7 +92,8 @@ def conv_transpose_2x(x: jax.Array, w: jax.Array) -> jax.Array:
 # scripts/bench_conv.py and the layer shapes of the models):
 # - kernel tangent, small strided layers (value as block or patch products, below): the value's
 #   form with dW for w, so the blocks or patches of x are made once for the value and the gradient
-#   (conv VAE step: 58.4 -> 54.7 ms; DCGAN step 58.5 -> 57.1 ms; medians of 7 alternating rounds).
+#   (conv VAE step: 58.4 -> 54.7 ms; DCGAN step 58.5 -> 57.1 ms; medians of 7 alternating rounds
+#   of both versions in one process, a throwaway timing script).
 # - kernel tangent, other layers with 8 or more input channels: a sum over the k*k taps,
 #   sum_k shift_k(x) @ dW[k]; its transpose is the products dW[k] = shift_k(x)^T g.
 # - kernel tangent, fewer input channels: one product with the patches of x (im2col,

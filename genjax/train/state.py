@@ -15,7 +15,7 @@ from genjax.train import sharding
 # XLA:CPU hands matrix products to YNNPACK and fuses neighbouring element-wise ops into them,
 # where it first writes out their broadcast operands (a bias, or the zero of a ReLU, as a whole
 # [B, H, W, C] array). Training steps compile with that off; one process, the two compilations
-# alternating (medians of 5 to 12 rounds): DCGAN step 1.40x as fast, conv autoencoder 1.06x,
+# alternating (a throwaway timing script; medians of 5 to 12 rounds): DCGAN step 1.40x as fast, conv autoencoder 1.06x,
 # classifier 1.02x, dense VAE 1.01x, conv VAE 0.99x.
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
