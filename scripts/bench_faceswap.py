@@ -93,7 +93,8 @@ def run_jax_a(batch: int, seconds: float, devices: int = 1) -> dict:
 
   def loss_fn(model, xs, key):
     del key
-    loss = sum(swap_train.recon_loss(model, x, x, i, cfg)[0] for i, x in enumerate(xs))
+    face = jax.numpy.ones(xs[0].shape[:3])  # the whole crop counts, as on the PyTorch side
+    loss = sum(swap_train.recon_loss(model, x, x, face, i, cfg)[0] for i, x in enumerate(xs))
     return loss, {"loss": loss}
 
   step_fn = tstate.make_train_step(graphdef, tx, loss_fn)
@@ -148,7 +149,7 @@ def run_jax_c(batch: int, seconds: float, devices: int = 1) -> dict:
     fake = jax.lax.stop_gradient(jax.nn.sigmoid(ss_train.generator(defs, state)(x_t, v_s)))
     key = jax.random.fold_in(key, state.step)
     state, d_terms = ss_train.d_step(state, x_t, fake, key, defs=defs, d_tx=d_tx, cfg=cfg)
-    state, g_terms = ss_train.g_step(state, x_t, v_s, same, defs=defs, g_tx=g_tx, cfg=cfg)
+    state, g_terms = ss_train.g_step(state, x_t, v_s, same, key, defs=defs, g_tx=g_tx, cfg=cfg)
     return state.replace(step=state.step + 1), d_terms["d_loss"] + g_terms["g_loss"]
 
   x = sharding.shard_batch(_faces(batch), mesh)
@@ -420,6 +421,7 @@ def run_torch_c(batch: int, seconds: float, device: str) -> dict:
   from flax import nnx
 
   from experiments.simswap.configs import simswap as ss_configs
+  from genjax.faces import align
   from genjax.models import simswap
 
   torch.manual_seed(0)
@@ -429,11 +431,26 @@ def run_torch_c(batch: int, seconds: float, device: str) -> dict:
   jg, jd, jf = jax_simswap_models()
   load_simswap_weights(tg, td, tf, jg, jd, jf)
   x_np = _faces(batch)
+  # The identity net reads the aligned crop through a fixed similarity (experiments.simswap's
+  # identity_vector): the same bilinear, edge-clamped warp as grid_sample's.
+  size = x_np.shape[1]
+  m_view = align.identity_view_transform(size, size)
+  rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+  src = align.apply(align.invert(m_view), np.stack([cols, rows], -1)) * 2 / (size - 1) - 1
+  grid = torch.tensor(src[None], dtype=torch.float32)
+
+  def view(x):
+    g = grid.to(x.device).expand(x.shape[0], -1, -1, -1)
+    return torch.nn.functional.grid_sample(x, g, mode="bilinear", padding_mode="border",
+                                           align_corners=True)  # fmt: skip
+
   v_j = np.asarray(nnx.jit(lambda m, x: m(x)[0])(jf, x_np))
   v_np = np.asarray(simswap.unit(v_j))
   with torch.no_grad():
     diffs = {
       "identity embedding": np.abs(tf(_nchw(x_np)).numpy() - v_j).max(),
+      "identity view": np.abs(view(_nchw(x_np)).numpy().transpose(0, 2, 3, 1)
+                              - np.asarray(align.warp_batch(x_np, m_view, (size, size)))).max(),
       "generator logits": np.abs(tg(_nchw(x_np), _t(v_np)).numpy().transpose(0, 2, 3, 1)
                                  - np.asarray(nnx.jit(lambda m, x, v: m(x, v))(jg, x_np, v_np))).max(),
       "critic": np.abs(td.critic(_nchw(x_np)).numpy()
@@ -453,7 +470,7 @@ def run_torch_c(batch: int, seconds: float, device: str) -> dict:
 
   def step():
     with torch.no_grad():
-      v_s = unit(tf(x_s))
+      v_s = unit(tf(view(x_s)))
       fake = torch.sigmoid(tg(x_t, v_s))
     # Discriminator: hinge on every scale + WGAN-GP (double backward).
     td.requires_grad_(True)
@@ -477,7 +494,7 @@ def run_torch_c(batch: int, seconds: float, device: str) -> dict:
     fm = sum(
       (ff[-1] - rf[-1]).abs().mean() for (_, ff), (_, rf) in zip(fake_out, real_out, strict=True)
     )
-    v_f = tf(fake)
+    v_f = tf(view(fake))
     ident = (1 - (v_f * v_s).sum(1) / (v_f.norm(dim=1) * v_s.norm(dim=1)).clamp_min(1e-8)).mean()
     rec = (same * (fake - x_t).abs().mean((1, 2, 3))).sum() / same.sum().clamp_min(1)
     loss = (w.adversarial * adv + w.identity * ident + w.reconstruction * rec

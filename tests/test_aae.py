@@ -93,7 +93,7 @@ def test_autoencoder_step_leaves_the_latent_discriminator_untouched(key):
   ae_def, d_def, ae_tx, d_tx, state, x, y = _state_and_batch(key)
   step = functools.partial(aae_train.ae_step, ae_def=ae_def, d_def=d_def, ae_tx=ae_tx,
                            cfg=aae_train.LossConfig())  # fmt: skip
-  new, terms = jax.jit(step)(state, x, x, y)
+  new, terms = jax.jit(step)(state, x, x, jnp.ones(x.shape[:3]), y)
   assert not any(_changed(state.d_params, new.d_params))
   assert not any(_changed(state.d_opt, new.d_opt))
   assert all(_changed(state.ae_params, new.ae_params))  # every term reaches its parameters

@@ -1,9 +1,7 @@
-"""scripts/eval_faceswap.py: every model's swap is computed with that model's own state."""
+"""scripts/eval_faceswap.py: every model and seed swaps with its own workdir's model."""
 
 import importlib.util
 from pathlib import Path
-
-import numpy as np
 
 from experiments.aae import train as aae_train
 from experiments.faceswap import train as a_train
@@ -19,24 +17,18 @@ def _load_script():
   return module
 
 
-def test_each_swap_uses_its_own_models_state(monkeypatch):
-  # Stand-ins for the three restored models: a model's "state" is a number, its swap returns it
-  # (plus 10 x the decoder index for (a)); a swap that reads another model's state shows here.
-  states = {"wa": 1.0, "wb": 2.0, "wc": 3.0}
-  monkeypatch.setattr(a_train, "restore", lambda w: ("def_a", states[w], None))
-  monkeypatch.setattr(a_train, "swap_fn", lambda g, i: lambda s, t: np.zeros(t.shape) + s + 10 * i)
-  monkeypatch.setattr(aae_train, "restore", lambda w: ("def_b", None, states[w], None))
-  monkeypatch.setattr(aae_train, "swap_fn", lambda d: lambda s, u, v: np.zeros(v.shape) + s)
-  monkeypatch.setattr(c_train, "restore", lambda w: ("def_c", states[w], None))
-  monkeypatch.setattr(c_train, "swap_fn", lambda d: lambda s, u, v: np.zeros(v.shape) + s)
+def test_each_seed_swaps_with_its_own_workdir(monkeypatch):
+  # Stand-ins for the restored models: a swapper reports which model, workdir and source made it;
+  # a closure that captured the loop's last workdir would show here.
+  for tag, module in (("a", a_train), ("b", aae_train), ("c", c_train)):
+    monkeypatch.setattr(module, "face_swapper", lambda w, s, tag=tag: ((tag, w, s), 100))
   script = _load_script()
-
-  swaps = script.swappers("wa", "wb", "wc")
-  xs, xt = np.ones((70, 2, 2, 3)), np.ones((70, 2, 2, 3))  # more than one chunk of 64
-  got = {
-    name[:3]: {i: np.unique(fn(xs, xt, i)).tolist() for i in (0, 1)} for name, fn in swaps.items()
+  swaps = script.swappers("a0,a1,a2", "b0", "c0,c1")
+  got = {name[:3]: [make("Colin_Powell")[0] for make in makers] for name, makers in swaps.items()}
+  assert got == {
+    "(a)": [("a", f"a{i}", "Colin_Powell") for i in range(3)],
+    "(b)": [("b", "b0", "Colin_Powell")],
+    "(c)": [("c", "c0", "Colin_Powell"), ("c", "c1", "Colin_Powell")],
   }
-  assert got == {"(a)": {0: [1.0], 1: [11.0]}, "(b)": {0: [2.0], 1: [2.0]},
-                 "(c)": {0: [3.0], 1: [3.0]}}  # fmt: skip
-  assert all(fn(xs, xt, 0).shape == xt.shape for fn in swaps.values())
   assert "|" not in "".join(swaps)  # names go into a Markdown table
+  assert set(script.swappers("", "b0", "")) == {"(b) adversarial AE"}

@@ -1,4 +1,4 @@
-"""Face data: splits, augmentation, LAB colour, crop and paste-back, synthetic marks, face losses, AdaIN."""
+"""Face data: the held-out split, augmentation, LAB colour, synthetic marks, face losses, AdaIN."""
 
 import chex
 import jax
@@ -9,6 +9,7 @@ from flax import nnx
 
 from genjax import losses, nn
 from genjax.data import faces
+from genjax.faces import augment, blend, mark
 
 
 def test_mock_faces_have_shapes_labels_and_identities():
@@ -20,47 +21,51 @@ def test_mock_faces_have_shapes_labels_and_identities():
   assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
 
 
-def test_split_by_image_keeps_identities_and_split_by_identity_separates_them():
+def test_held_out_split_is_a_function_of_the_file_name_alone():
+  names = [f"Person_{k}_{i:04d}.jpg" for k in range(3) for i in range(1, 400)]
+  held = np.array([faces.is_held_out(n) for n in names])
+  assert 0.07 < held.mean() < 0.13  # about one in ten
+  # The same file is held out whichever folder it sits in (an LFW photo and its LFW3D crop).
+  assert [faces.is_held_out(f"/lfw/x/{n}") for n in names[:50]] == list(held[:50])
+  ds = faces.mock(60, num_ids=3)
+  tr, te = faces.split_held_out(ds)
+  assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == len(ds)
+  assert all(faces.is_held_out(ds.files[i]) for i in te)
+  assert not any(faces.is_held_out(ds.files[i]) for i in tr)
+  sub = faces.people(ds, ("person_2", "person_0"))  # a subset holds out the same files
+  assert sub.names == ("person_2", "person_0") and set(sub.y) == {0, 1}
+  assert {sub.files[i] for i in faces.split_held_out(sub)[1]} == {
+    ds.files[i] for i in te if ds.y[i] in (0, 2)
+  }
+
+
+def test_split_by_identity_separates_identities():
   y = np.repeat(np.arange(6), [10, 3, 2, 1, 20, 5])
-  tr, te = faces.split_by_image(y, test_fraction=0.2, seed=0)
-  assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == len(y)
-  assert set(y[tr]) == set(range(6))  # every identity keeps training images
-  assert set(y[te]) == {0, 1, 2, 4, 5}  # the one-image identity has nothing to hold out
   tr, te = faces.split_by_identity(y, num_test_ids=2, seed=1, keep_train=[4])
   assert len(np.intersect1d(y[tr], y[te])) == 0 and len(set(y[te])) == 2 and 4 in set(y[tr])
   assert len(tr) + len(te) == len(y)
 
 
-def test_split_by_image_with_names_holds_out_the_same_faces_in_any_subset():
-  y = np.repeat(np.arange(5), [12, 7, 30, 9, 15])
-  names = ("ann", "bob", "cyd", "dee", "eve")
-  _, te = faces.split_by_image(y, test_fraction=0.2, seed=3, names=names)
-  keep = np.flatnonzero(np.isin(y, [1, 2]))  # a two-person set, relabelled 0, 1
-  _, te_pair = faces.split_by_image((y[keep] == 2).astype(int), test_fraction=0.2, seed=3,
-                                    names=("bob", "cyd"))  # fmt: skip
-  np.testing.assert_array_equal(keep[te_pair], te[np.isin(y[te], [1, 2])])
-
-
 def test_augment_keeps_shapes_and_range_and_is_identity_without_jitter(key):
   x = jnp.asarray(faces.mock(4).images())
-  cfg = faces.AugmentConfig()
-  x_in, x_target = jax.jit(faces.augment, static_argnums=2)(key, x, cfg)
+  cfg = augment.AugmentConfig()
+  x_in, x_target = jax.jit(augment.augment, static_argnums=2)(key, x, cfg)
   chex.assert_shape([x_in, x_target], x.shape)
   for v in (x_in, x_target):
     assert v.dtype == x.dtype and float(v.min()) >= 0.0 and float(v.max()) <= 1.0
   assert float(jnp.abs(x_in - x_target).mean()) > 1e-3  # the warp touches the input only
-  none = faces.AugmentConfig(flip=False, rotate=0, scale=0, shift=0, warp=0, brightness=0,
+  none = augment.AugmentConfig(flip=False, rotate=0, scale=0, shift=0, warp=0, brightness=0,
                              contrast=0, saturation=0)  # fmt: skip
-  x_in, x_target = jax.jit(faces.augment, static_argnums=2)(key, x, none)
+  x_in, x_target = jax.jit(augment.augment, static_argnums=2)(key, x, none)
   np.testing.assert_allclose(x_in, x, atol=1e-6)
   np.testing.assert_allclose(x_target, x, atol=1e-6)
 
 
 def test_flip_mirrors_the_target_exactly(key):
   x = jnp.asarray(faces.mock(1).images())
-  flip = faces.AugmentConfig(rotate=0, scale=0, shift=0, warp=0, brightness=0, contrast=0,
+  flip = augment.AugmentConfig(rotate=0, scale=0, shift=0, warp=0, brightness=0, contrast=0,
                              saturation=0)  # fmt: skip
-  aug = jax.jit(faces.augment, static_argnums=2)
+  aug = jax.jit(augment.augment, static_argnums=2)
   outs = [aug(jax.random.fold_in(key, i), x, flip)[1][0] for i in range(8)]
   flipped = [bool(jnp.allclose(o, x[0, :, ::-1], atol=1e-6)) for o in outs]
   same = [bool(jnp.allclose(o, x[0], atol=1e-6)) for o in outs]
@@ -69,11 +74,11 @@ def test_flip_mirrors_the_target_exactly(key):
 
 def test_lab_round_trip_and_known_values():
   rgb = np.random.default_rng(0).uniform(size=(50, 3))
-  np.testing.assert_allclose(faces.lab_to_rgb(faces.rgb_to_lab(rgb)), rgb, atol=1e-9)
-  np.testing.assert_allclose(faces.rgb_to_lab(np.ones(3)), [100, 0, 0], atol=1e-9)
-  np.testing.assert_allclose(faces.rgb_to_lab(np.zeros(3)), [0, 0, 0], atol=1e-9)
+  np.testing.assert_allclose(blend.lab_to_rgb(blend.rgb_to_lab(rgb)), rgb, atol=1e-9)
+  np.testing.assert_allclose(blend.rgb_to_lab(np.ones(3)), [100, 0, 0], atol=1e-9)
+  np.testing.assert_allclose(blend.rgb_to_lab(np.zeros(3)), [0, 0, 0], atol=1e-9)
   # sRGB red in CIELAB (D65): L* 53.24, a* 80.09, b* 67.20.
-  np.testing.assert_allclose(faces.rgb_to_lab(np.array([1.0, 0, 0])), [53.24, 80.09, 67.20],
+  np.testing.assert_allclose(blend.rgb_to_lab(np.array([1.0, 0, 0])), [53.24, 80.09, 67.20],
                              atol=0.02)  # fmt: skip
 
 
@@ -81,36 +86,30 @@ def test_match_color_moves_lab_statistics_to_the_reference():
   rng = np.random.default_rng(1)
   src = rng.uniform(0.2, 0.6, (20, 20, 3))
   ref = rng.uniform(0.3, 0.8, (20, 20, 3)) * np.array([1.0, 0.8, 0.6])
-  out = faces.match_color(src, ref, np.ones((20, 20)))
-  lab_out, lab_ref = faces.rgb_to_lab(out), faces.rgb_to_lab(ref)
+  out = blend.match_color(src, ref, np.ones((20, 20)))
+  lab_out, lab_ref = blend.rgb_to_lab(out), blend.rgb_to_lab(ref)
   np.testing.assert_allclose(lab_out.mean((0, 1)), lab_ref.mean((0, 1)), atol=0.05)
   np.testing.assert_allclose(lab_out.std((0, 1)), lab_ref.std((0, 1)), rtol=0.02)
 
 
-def test_paste_back_changes_only_pixels_inside_the_mask():
-  rng = np.random.default_rng(2)
-  photo = rng.uniform(size=(250, 250, 3)).astype(np.float32)
-  face = rng.uniform(size=(100, 100, 3)).astype(np.float32)
-  box = faces.LFW_FACE_BOX
-  out = faces.paste_back(photo, face, box)
-  mask = np.zeros((250, 250), bool)
-  mask[box.top : box.top + box.size, box.left : box.left + box.size] = (
-    faces.feather_mask(box.size) > 0
-  )
-  assert np.array_equal(out[~mask], photo[~mask])  # bit-identical outside
-  assert np.abs(out[mask] - photo[mask]).mean() > 0.05
-  assert out.min() >= 0 and out.max() <= 1
-  crop = faces.crop_face(photo, box)
-  assert crop.shape == (100, 100, 3)
-  m = faces.feather_mask(84)
-  assert m[42, 42] == 1.0 and m[0, 0] == 0.0 and m[42, 0] == 0.0 and 0 <= m.min() <= m.max() <= 1
+def test_augment_moves_a_mask_with_the_target_geometry(key):
+  x = jnp.asarray(faces.mock(4).images())
+  m = jnp.asarray(faces.mock(4).images()[..., 0] > 0.5, jnp.float32)
+  no_colour = augment.AugmentConfig(brightness=0, contrast=0, saturation=0, warp=0.0)
+  _, target, m_t = jax.jit(augment.augment, static_argnums=2)(key, x, no_colour, m)
+  chex.assert_shape(m_t, m.shape)
+  # With no colour jitter the target's first channel is the image's, moved as the mask is.
+  xm = jnp.concatenate([x, m[..., None]], -1)
+  _, both = jax.jit(augment.augment, static_argnums=2)(key, xm, no_colour)
+  np.testing.assert_allclose(both[..., 3], m_t, atol=1e-6)
+  np.testing.assert_allclose(both[..., :3], target, atol=1e-6)
 
 
 def test_synthetic_png_has_visible_mark_and_metadata(tmp_path):
   from PIL import Image
 
   img = np.full((100, 100, 3), 0.5, np.float32)
-  path = faces.save_synthetic_png(tmp_path / "swap.png", img)
+  path = mark.save_synthetic_png(tmp_path / "swap.png", img)
   with Image.open(path) as im:
     assert im.text["synthetic"] == "true" and "SYNTHETIC" in im.text["Description"]
     pixels = np.asarray(im, np.float32) / 255

@@ -35,3 +35,30 @@ def test_shared_encoder_smoke(tmp_path):
     assert np.isfinite(results[k]), k
   with Image.open(tmp_path / "preview.png") as im:
     assert im.text["synthetic"] == "true"
+
+
+def test_the_face_weighted_loss_counts_the_background_by_its_weight(key):
+  from genjax import losses
+
+  cfg = faceswap.SwapConfig(image_shape=(32, 32, 3), channels=(4, 4), latent_dim=8,
+                            decoder_channels=(4, 4))  # fmt: skip
+  model = nn.build(lambda: faceswap.SharedEncoderSwap(cfg, rngs=nnx.Rngs(0)))
+  x = jax.random.uniform(key, (2, 32, 32, 3))
+  region = jnp.zeros((2, 32, 32)).at[:, 8:24, 8:24].set(1.0)
+  x_hat = np.asarray(model.swap(x, 1), np.float64)
+  for bg in (1.0, 0.2, 0.0):
+    loss, mse, dssim = fs_train.recon_loss(
+      model, x, x, region, 1, fs_train.LossConfig(background=bg)
+    )
+    w = bg + (1 - bg) * np.asarray(region)[..., None]
+    np.testing.assert_allclose(mse, np.mean(np.square(w * (x_hat - np.asarray(x)))), rtol=1e-5)
+    y = np.asarray(x) + w * (x_hat - np.asarray(x))
+    np.testing.assert_allclose(
+      dssim, losses.dssim(jnp.asarray(y, jnp.float32), x).mean(), rtol=1e-4
+    )
+    np.testing.assert_allclose(loss, mse + dssim, rtol=1e-6)
+  # With no weight off the face, a change there costs nothing.
+  outside = jnp.asarray(x).at[:, :4].set(0.0)
+  zero_bg = fs_train.LossConfig(background=0.0)
+  np.testing.assert_allclose(fs_train.recon_loss(model, x, x, region, 1, zero_bg)[1],
+                             fs_train.recon_loss(model, x, outside, region, 1, zero_bg)[1], rtol=1e-6)  # fmt: skip

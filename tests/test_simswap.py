@@ -14,7 +14,8 @@ from flax import nnx
 
 from experiments.simswap import train as sim_train
 from experiments.simswap.configs import simswap as sim_config
-from genjax import nn
+from genjax import losses, nn
+from genjax.faces import align, augment
 from genjax.models import identity, simswap
 from genjax.train import sharding
 
@@ -107,7 +108,7 @@ def test_discriminator_step_leaves_generator_and_identity_net_untouched(key):
 def test_generator_step_leaves_discriminator_and_identity_net_untouched(key):
   defs, state, g_tx, d_tx, x, v, same = _setup(key)
   step = functools.partial(sim_train.g_step, defs=defs, g_tx=g_tx, cfg=sim_train.LossConfig())
-  new, _ = jax.jit(step)(state, x, v, same)
+  new, _ = jax.jit(step)(state, x, v, same, key)
   assert not any(_changed(state.d_params, new.d_params))
   assert not any(_changed(state.d_opt, new.d_opt))
   assert not any(_changed(state.id_vars, new.id_vars))
@@ -118,7 +119,7 @@ def test_generator_loss_is_the_weighted_sum_of_independently_computed_terms(key)
   defs, state, g_tx, d_tx, x, v, same = _setup(key)
   cfg = sim_train.LossConfig(identity=2.0, reconstruction=3.0, feature_matching=5.0,
                              adversarial=0.5)  # fmt: skip
-  loss, t = jax.jit(lambda s: sim_train.g_terms(defs, s, s.g_params, x, v, same, cfg))(state)
+  loss, t = jax.jit(lambda s: sim_train.g_terms(defs, s, s.g_params, x, v, same, key, cfg))(state)
   np.testing.assert_allclose(
     loss, 0.5 * t["g_adv"] + 2 * t["id_loss"] + 3 * t["rec_l1"] + 5 * t["fm"], rtol=1e-5
   )
@@ -128,7 +129,13 @@ def test_generator_loss_is_the_weighted_sum_of_independently_computed_terms(key)
   rec = np.abs(y - np.asarray(x))[:2].mean()  # examples 0, 1 are their own source
   np.testing.assert_allclose(t["rec_l1"], rec, rtol=1e-4)
   f = nnx.merge(defs.f, *state.id_vars)
-  vy, vs = np.asarray(jax.jit(f)(raw[0])[0], np.float64), np.asarray(v, np.float64)
+  view = np.stack(
+    [
+      align.warp(np.asarray(im), align.identity_view_transform(SHAPE[0], SHAPE[0]), SHAPE[:2])
+      for im in raw[0]
+    ]
+  )  # F reads the LFW3D framing (OpenCV)
+  vy, vs = np.asarray(jax.jit(f)(view)[0], np.float64), np.asarray(v, np.float64)
   cos = (vy * vs).sum(1) / np.linalg.norm(vy, axis=1) / np.linalg.norm(vs, axis=1)
   np.testing.assert_allclose(t["id_loss"], (1 - cos).mean(), rtol=1e-4, atol=1e-6)
   assert 0.0 <= float(t["id_loss"]) <= 2.0
@@ -149,5 +156,21 @@ def test_smoke_run_writes_results_and_swap_matrix(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["step"] == 2
   assert (tmp_path / "preview.png").stat().st_size > 0
   with pytest.raises(ValueError, match="identity_workdir"):
-    config.dataset = "lfw3d"
+    config.dataset = "lfw"
     sim_train.build(config, sharding.make_mesh(1))
+
+
+def test_identity_loss_over_random_views_averages_the_views(key):
+  defs, state, g_tx, d_tx, x, v, same = _setup(key)
+  y = jax.random.uniform(jax.random.fold_in(key, 5), x.shape)
+  term = jax.jit(lambda s, y, k: sim_train.identity_term(defs, s, y, v, k, 3))(state, y, key)
+  views = [augment.augment(k, y, sim_train.ID_VIEWS)[1] for k in jax.random.split(key, 3)]
+  per_view = [
+    losses.identity_loss(sim_train.identity_vector(defs, state, w), v).mean() for w in views
+  ]
+  # 1 - cos in float32: an absolute error of a few float32 steps of cos.
+  np.testing.assert_allclose(term, np.mean(per_view), rtol=1e-5, atol=1e-6)
+  assert all(float(jnp.abs(w - y).mean()) > 1e-3 for w in views)  # each view moves the pixels
+  plain = sim_train.identity_term(defs, state, y, v, key, 0)
+  np.testing.assert_allclose(plain, losses.identity_loss(sim_train.identity_vector(defs, state, y),
+                                                         v).mean(), rtol=1e-6)  # fmt: skip

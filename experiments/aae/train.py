@@ -25,10 +25,10 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
-from experiments.faceswap import train as swap_train
 from genjax import losses
 from genjax.data import faces
-from genjax.data import tfds as batching
+from genjax.evaluate import reconstruction
+from genjax.faces import augment, mark, swap
 from genjax.models import aae
 from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
@@ -44,6 +44,7 @@ class LossConfig:
   d_kind: str = "minimax"
   gp_weight: float = 0.0  # WGAN-GP on D between prior samples and codes (0 = off)
   prior_std: float = 1.0  # p(h) = N(0, prior_std^2 I)
+  background: float = 1.0  # weight of the reconstruction error off the face region
 
 
 @struct.dataclass
@@ -97,13 +98,15 @@ def d_step(state: AAEState, x_in, key, *, ae_def, d_def, d_tx, cfg: LossConfig):
   return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), terms
 
 
-def ae_step(state: AAEState, x_in, target, y, *, ae_def, d_def, ae_tx, cfg: LossConfig):
-  """One autoencoder update against the current latent discriminator, whose state passes through."""
+def ae_step(state: AAEState, x_in, target, weight, y, *, ae_def, d_def, ae_tx, cfg: LossConfig):
+  """One autoencoder update against the current latent discriminator, whose state passes through.
+  weight [B, H, W]: the face region; the error off it counts cfg.background as much (as in (a))."""
 
   def objective(ae_params):
     model = nnx.merge(ae_def, ae_params, state.ae_rest)
     logits, aux = model(x_in)
-    x_hat = jax.nn.sigmoid(logits)
+    w = (cfg.background + (1.0 - cfg.background) * weight)[..., None]
+    x_hat = target + w * (jax.nn.sigmoid(logits) - target)
     mse, dssim = losses.mse(x_hat, target).mean(), losses.dssim(x_hat, target).mean()
     adv = losses.gan_g_loss(
       nnx.merge(d_def, state.d_params, state.d_rest)(aux["h"]), kind="non_saturating"
@@ -119,18 +122,18 @@ def ae_step(state: AAEState, x_in, target, y, *, ae_def, d_def, ae_tx, cfg: Loss
   ), terms
 
 
-def make_train_step(ae_def, d_def, ae_tx, d_tx, cfg: LossConfig, aug: faces.AugmentConfig):
+def make_train_step(ae_def, d_def, ae_tx, d_tx, cfg: LossConfig, aug: augment.AugmentConfig):
   """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B]) -> one D update, one AE update."""
 
   def train_step(state: AAEState, batch, key: jax.Array):
-    x, y = batch
+    x, y, region = batch
     step_key = jax.random.fold_in(key, state.step)
-    x_in, target = faces.augment(jax.random.fold_in(step_key, 0), x, aug)
+    x_in, target, weight = augment.augment(jax.random.fold_in(step_key, 0), x, aug, mask=region)
     state, d_terms = d_step(
       state, x_in, jax.random.fold_in(step_key, 1), ae_def=ae_def, d_def=d_def, d_tx=d_tx, cfg=cfg
     )
     state, ae_terms = ae_step(
-      state, x_in, target, y, ae_def=ae_def, d_def=d_def, ae_tx=ae_tx, cfg=cfg
+      state, x_in, target, weight, y, ae_def=ae_def, d_def=d_def, ae_tx=ae_tx, cfg=cfg
     )
     metrics = dict(d_terms, **ae_terms)
     metrics["loss"] = metrics["d_total"] + metrics["ae_loss"]  # one scalar for the NaN check
@@ -142,7 +145,7 @@ def make_train_step(ae_def, d_def, ae_tx, d_tx, cfg: LossConfig, aug: faces.Augm
 def build(config: ml_collections.ConfigDict, mesh, num_identities: int):
   model_cfg = aae.AAEConfig(**dict(config.model.to_dict(), num_identities=num_identities))
   loss_cfg = LossConfig(**config.loss.to_dict())
-  aug = faces.AugmentConfig(**config.augment.to_dict())
+  aug = augment.AugmentConfig(**config.augment.to_dict())
   ae_tx = optax.adam(config.learning_rate, b1=0.5, b2=0.999)
   d_tx = optax.adam(config.d_learning_rate, b1=0.5, b2=0.999)
   key = jax.random.fold_in(jax.random.key(config.seed), 0)
@@ -151,26 +154,9 @@ def build(config: ml_collections.ConfigDict, mesh, num_identities: int):
 
 
 def load_data(config) -> tuple[faces.FaceDataset, faces.FaceDataset]:
-  """Train and held-out (by image) faces of every identity."""
-  if config.dataset == "mock":
-    ds = faces.mock(96, num_ids=4, size=config.model.image_shape[0], seed=config.seed)
-  else:
-    ds = faces.load(config.data_root or None)
-  tr, te = faces.split_by_image(
-    ds.y, test_fraction=config.test_fraction, seed=config.seed, names=ds.names
-  )
-  return faces.subset(ds, tr), faces.subset(ds, te)
-
-
-def _batches(train: faces.FaceDataset, mesh, *, seed: int, batch_size: int):
-  """get(step) -> (x, y) sharded; the order is a function of (seed, step) only."""
-  x = sharding.replicate(train.x, mesh)  # uint8 on the device; float32 per batch
-  y = sharding.replicate(train.y, mesh)
-  take = jax.jit(
-    lambda x, y, i: (x[i].astype(jnp.float32) / 255.0, y[i]),
-    out_shardings=sharding.data_sharding(mesh),
-  )
-  return lambda s: take(x, y, batching.batch_indices(seed, s, len(train), batch_size))
+  """Train and held-out (`faces.is_held_out`) aligned faces of every person with photos."""
+  return faces.swap_data(config.dataset, root=config.data_root, size=config.model.image_shape[0],
+                         seed=config.seed)  # fmt: skip
 
 
 def _model(ae_def, state: AAEState):
@@ -184,7 +170,7 @@ def eval_fn(ae_def, d_def):
   def fn(state: AAEState, x, y):
     model = _model(ae_def, state)
     logits, aux = model(x)
-    out = swap_train.self_swap_metrics(jax.nn.sigmoid(logits), x)
+    out = reconstruction.metrics(jax.nn.sigmoid(logits), x)
     out["id_correct"] = (aux["id_logits"].argmax(-1) == y).astype(jnp.float32)
     out["h"] = aux["h"]
     out["d_codes"] = nnx.merge(d_def, state.d_params, state.d_rest)(aux["h"])
@@ -225,10 +211,10 @@ def preview(path: Path, ae_def, state: AAEState, test: faces.FaceDataset, names,
          model.decode(model.mix(hb, ha)),
          model.decode(jax.random.normal(key, ha.shape)),
          model.decode(aae.slerp(ha[0], hb[0], jnp.linspace(0, 1, n)))]  # fmt: skip
-  mark = lambda v: np.stack([faces.mark_synthetic(t) for t in np.asarray(v)])
-  rows = [xa, mark(gen[0]), xb, mark(gen[1]), mark(gen[2]), mark(gen[3]), mark(gen[4]),
-          mark(gen[5])]  # fmt: skip
-  return faces.save_synthetic_png(path, tlog.image_grid(np.concatenate(rows), ncol=n))
+  marked = lambda v: np.stack([mark.mark_synthetic(t) for t in np.asarray(v)])
+  rows = [xa, marked(gen[0]), xb, marked(gen[1]), marked(gen[2]), marked(gen[3]), marked(gen[4]),
+          marked(gen[5])]  # fmt: skip
+  return mark.save_synthetic_png(path, tlog.image_grid(np.concatenate(rows), ncol=n))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -238,7 +224,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Data.
   train, test = load_data(config)
-  get_batch = _batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
+  get_batch = faces.batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   ae_def, d_def, state, train_step = build(config, mesh, len(train.names))
@@ -261,10 +247,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def restore(workdir: str | Path):
-  """(ae_graphdef, d_graphdef, state, config) of a finished run, from results.json and the latest
-  checkpoint."""
+  """(ae_graphdef, d_graphdef, state, config) of a run, from its config.json and latest checkpoint."""
   workdir = Path(workdir)
-  config = ml_collections.ConfigDict(json.loads((workdir / "results.json").read_text())["config"])
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   config.model.image_shape = tuple(config.model.image_shape)
   for k in ("channels", "decoder_channels", "disc_hidden"):
     config.model[k] = tuple(config.model[k])
@@ -279,3 +264,23 @@ def restore(workdir: str | Path):
 def swap_fn(ae_def):
   """jit(state, x_source, x_target) -> pixels: the sources' identity on the targets."""
   return jax.jit(lambda state, xs, xt: _model(ae_def, state).swap(xs, xt))
+
+
+def face_swapper(workdir: str | Path, source):
+  """(swap_faces, crop size) for genjax.faces.swap: aligned crops [B, s, s, 3] -> decoded from
+  [h_id of the source | h_rest of the crop], h_id the mean over the source's aligned crops
+  (`source`: crops, photos or a person's name; genjax.faces.swap.source_crops)."""
+  ae_def, _, state, config = restore(workdir)
+  model = _model(ae_def, state)
+  source_crops = swap.source_crops(source, config.model.image_shape[0])
+  h_source = jnp.mean(jax.jit(model.encode)(jnp.asarray(source_crops, jnp.float32)), 0)
+
+  @jax.jit
+  def fn(state, xt):
+    m = _model(ae_def, state)
+    h_t = m.encode(xt)
+    return jax.nn.sigmoid(m.decode(m.mix(jnp.broadcast_to(h_source, h_t.shape), h_t)))
+
+  return (
+    lambda crops: np.asarray(fn(state, np.asarray(crops, np.float32)))
+  ), config.model.image_shape[0]

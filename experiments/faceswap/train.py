@@ -1,8 +1,12 @@
-"""Face swap (a): shared encoder, one decoder per identity, on LFW3D faces of two people.
+"""Face swap (a): shared encoder, one decoder per identity, on aligned faces of two people.
 
-Each step draws a batch of A and a batch of B, augments them (random warp of the input against the
-unwarped target, flip, small affine, colour jitter; genjax.data.faces.augment) and trains
-    J = sum_{i in A, B} mean_x [ w_mse * MSE(D_i(E(warp(x))), x) + w_dssim * DSSIM(., x) ].
+Faces: the original LFW photos of the pair, each face found and aligned by genjax.faces
+(`faces.load_aligned`); the held-out photos (`faces.is_held_out`) are never trained on. Each step
+draws a batch of A and a batch of B, augments them (random warp of the input against the unwarped
+target, flip, small affine, colour jitter; genjax.faces.augment) and trains
+    J = sum_{i in A, B} mean_x [ w_mse * MSE(y', x) + w_dssim * DSSIM(y', x) ],
+    y' = x + w (D_i(E(warp(x))) - x),  w = 1 on the face (hull of its landmarks), `background` off it,
+so the decoders spend their capacity on the region a swap pastes back.
 Evaluation on held-out images of A and B: self-swap reconstruction (A->A, B->B) L1 / PSNR / SSIM,
 and preview grids A, A->A, A->B / B, B->B, B->A, every swapped tile marked SYNTHETIC.
 """
@@ -12,7 +16,6 @@ import json
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -21,6 +24,8 @@ from flax import nnx
 from genjax import losses
 from genjax.data import faces
 from genjax.data import tfds as batching
+from genjax.evaluate import reconstruction
+from genjax.faces import augment, mark
 from genjax.models import faceswap
 from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
@@ -31,36 +36,34 @@ from genjax.train import state as tstate
 class LossConfig:
   mse: float = 1.0  # weight of the per-pixel squared error
   dssim: float = 1.0  # weight of (1 - SSIM) / 2
+  background: float = 1.0  # weight of the error off the face region (1: the whole crop counts)
 
 
-def recon_loss(model, x_in, target, identity: int, cfg: LossConfig):
+def recon_loss(model, x_in, target, weight, identity: int, cfg: LossConfig):
+  """weight [B, H, W] in [0, 1]: the face region; the error outside it is scaled by background."""
   x_hat = jax.nn.sigmoid(model(x_in, identity)[0])
-  mse, dssim = losses.mse(x_hat, target).mean(), losses.dssim(x_hat, target).mean()
+  w = (cfg.background + (1.0 - cfg.background) * weight)[..., None]
+  y = target + w * (x_hat - target)
+  mse, dssim = losses.mse(y, target).mean(), losses.dssim(y, target).mean()
   return cfg.mse * mse + cfg.dssim * dssim, mse, dssim
 
 
-def loss_fn(model, batch, key, *, cfg: LossConfig, aug: faces.AugmentConfig):
-  """batch = (x_A, x_B), faces in [0, 1]; each is warped and reconstructed by its own decoder."""
+def loss_fn(model, batch, key, *, cfg: LossConfig, aug: augment.AugmentConfig):
+  """batch = ((x_A, m_A), (x_B, m_B)): faces in [0, 1] and their face regions; each is warped and
+  reconstructed by its own decoder."""
   terms, loss = {}, 0.0
-  for i, (name, x) in enumerate(zip("ab", batch, strict=True)):
-    x_in, target = faces.augment(jax.random.fold_in(key, i), x, aug)
-    l_i, mse, dssim = recon_loss(model, x_in, target, i, cfg)
+  for i, (name, (x, m)) in enumerate(zip("ab", batch, strict=True)):
+    x_in, target, weight = augment.augment(jax.random.fold_in(key, i), x, aug, mask=m)
+    l_i, mse, dssim = recon_loss(model, x_in, target, weight, i, cfg)
     terms.update({f"mse_{name}": mse, f"dssim_{name}": dssim})
     loss = loss + l_i
   return loss, dict(terms, loss=loss)
 
 
-def self_swap_metrics(x_hat: jax.Array, x: jax.Array) -> dict:
-  """Per-example L1, PSNR (dB, peak 1) and SSIM of reconstructions x_hat of x, [B] each."""
-  l1 = jnp.abs(x_hat - x).reshape(x.shape[0], -1).mean(1)
-  psnr = -10.0 * jnp.log10(losses.mse(x_hat, x))
-  return {"l1": l1, "psnr": psnr, "ssim": losses.ssim(x_hat, x)}
-
-
 def build(config: ml_collections.ConfigDict, mesh):
   model_cfg = faceswap.SwapConfig(**config.model.to_dict())
   loss_cfg = LossConfig(**config.loss.to_dict())
-  aug = faces.AugmentConfig(**config.augment.to_dict())
+  aug = augment.AugmentConfig(**config.augment.to_dict())
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
   tx = optax.adam(config.learning_rate, b1=0.5, b2=0.999)
   graphdef, state = tstate.create(
@@ -73,40 +76,49 @@ def build(config: ml_collections.ConfigDict, mesh):
 
 
 def load_pair(config) -> tuple[faces.FaceDataset, faces.FaceDataset, tuple[str, str]]:
-  """Train and held-out (by image) faces of the pair; identity 0 is A, 1 is B."""
+  """Train and held-out (`faces.is_held_out`) aligned faces of the pair; identity 0 is A, 1 is B."""
   if config.dataset == "mock":
     size = config.model.image_shape[0]
     ds, names = faces.mock(96, num_ids=2, size=size, seed=config.seed), ("person_0", "person_1")
   else:
-    ds, names = faces.load(config.data_root or None), (config.identity_a, config.identity_b)
-  ids = [ds.label(n) for n in names]
-  keep = np.flatnonzero(np.isin(ds.y, ids))
-  pair = faces.FaceDataset(x=ds.x[keep], y=(ds.y[keep] == ids[1]).astype(np.int32), names=names)
-  tr, te = faces.split_by_image(
-    pair.y, test_fraction=config.test_fraction, seed=config.seed, names=names
-  )
+    ds = faces.load_aligned(config.data_root or None, size=config.model.image_shape[0])
+    names = (config.identity_a, config.identity_b)
+  pair = faces.people(ds, names)
+  tr, te = faces.split_held_out(pair)
   return faces.subset(pair, tr), faces.subset(pair, te), names
 
 
 def _batches(train: faces.FaceDataset, mesh, *, seed: int, batch_size: int):
-  """get(step) -> (x_A, x_B) sharded batches; the order is a function of (seed, step) only."""
-  xs = [sharding.replicate(train.images(train.y == i), mesh) for i in (0, 1)]
+  """get(step) -> ((x_A, m_A), (x_B, m_B)) sharded batches of faces and face regions; the order is
+  a function of (seed, step) only."""
+  regions = faces.face_regions(train).astype(np.float32)
+  data = [tuple(sharding.replicate(a, mesh) for a in (train.images(train.y == i),
+                                                         regions[train.y == i]))
+          for i in (0, 1)]  # fmt: skip
   take = jax.jit(lambda a, i: a[i], out_shardings=sharding.data_sharding(mesh))
   sizes = [int((train.y == i).sum()) for i in (0, 1)]
-  return lambda s: tuple(
-    take(x, batching.batch_indices(seed + 7919 * i, s, n, batch_size))
-    for i, (x, n) in enumerate(zip(xs, sizes, strict=True))
-  )
+
+  def get(s):
+    idx = [batching.batch_indices(seed + 7919 * i, s, n, batch_size) for i, n in enumerate(sizes)]
+    return tuple(tuple(take(a, j) for a in d) for d, j in zip(data, idx, strict=True))
+
+  return get
 
 
 def _swap_metrics(graphdef, state, x, identity: int, mesh, chunk: int = 64):
+  """Per-image metrics of all of x; each chunk is padded (last image repeated) to split evenly."""
   fn = _metrics_fn(graphdef, identity)
-  parts = [fn(state, sharding.shard_batch(x[i : i + chunk], mesh)) for i in range(0, len(x), chunk)]
-  return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+  parts = []
+  for i in range(0, len(x), chunk):
+    part = x[i : i + chunk]
+    pad = -len(part) % mesh.size
+    out = fn(state, sharding.shard_batch(np.concatenate([part, part[-1:].repeat(pad, 0)]), mesh))
+    parts.append({k: np.asarray(v)[: len(part)] for k, v in out.items()})
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _metrics_fn(graphdef, identity: int):
-  return tstate.make_eval_fn(graphdef, lambda m, x: self_swap_metrics(m.swap(x, identity), x))
+  return tstate.make_eval_fn(graphdef, lambda m, x: reconstruction.metrics(m.swap(x, identity), x))
 
 
 def swap_fn(graphdef, identity: int):
@@ -120,10 +132,10 @@ def preview(path: Path, graphdef, state, test: faces.FaceDataset, n: int = 8) ->
   for i in (0, 1):
     x = test.images(test.y == i)[:n]
     own, other = (np.asarray(fns[j](state, x)) for j in (i, 1 - i))
-    rows += [x, np.stack([faces.mark_synthetic(v) for v in own]),
-             np.stack([faces.mark_synthetic(v) for v in other])]  # fmt: skip
+    rows += [x, np.stack([mark.mark_synthetic(v) for v in own]),
+             np.stack([mark.mark_synthetic(v) for v in other])]  # fmt: skip
   grid = tlog.image_grid(np.concatenate(rows), ncol=len(rows[0]))
-  return faces.save_synthetic_png(path, grid)
+  return mark.save_synthetic_png(path, grid)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -144,7 +156,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results = {}
   for i, name in enumerate("ab"):
     x = test.images(test.y == i)
-    out = _swap_metrics(graphdef, state, x[: len(x) - len(x) % mesh.size], i, mesh)
+    out = _swap_metrics(graphdef, state, x, i, mesh)
     results.update({f"self_{name}_{k}": float(np.mean(v)) for k, v in out.items()})
   results.update(step=int(state.step), identities=list(names), num_train=len(train),
                  num_test=len(test), config=config.to_dict())  # fmt: skip
@@ -157,9 +169,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def restore(workdir: str | Path):
-  """(graphdef, state, config) of a finished run, from its results.json and latest checkpoint."""
+  """(graphdef, state, config) of a run, from its config.json and latest checkpoint."""
   workdir = Path(workdir)
-  config = ml_collections.ConfigDict(json.loads((workdir / "results.json").read_text())["config"])
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   config.model.image_shape = tuple(config.model.image_shape)
   for k in ("channels", "decoder_channels"):
     config.model[k] = tuple(config.model[k])
@@ -171,20 +183,14 @@ def restore(workdir: str | Path):
   return graphdef, state, config
 
 
-def swap_photos(workdir, photos: list[Path], out_dir: Path, *, identity: int,
-                box: faces.FaceBox = faces.LFW_FACE_BOX) -> list[Path]:  # fmt: skip
-  """Whole photos or video frames, one by one: crop the face box, redraw it as `identity`, paste it
-  back (feathered mask, LAB colour match) and save it as a marked PNG (visible mark + metadata)."""
-  from PIL import Image
-
-  graphdef, state, _ = restore(workdir)
-  fn = swap_fn(graphdef, identity)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  written = []
-  for path in photos:
-    with Image.open(path) as im:
-      photo = np.asarray(im.convert("RGB"), np.float32) / 255.0
-    face = np.asarray(fn(state, faces.crop_face(photo, box)[None]))[0]
-    result = faces.paste_back(photo, face, box)
-    written.append(faces.save_synthetic_png(out_dir / f"{Path(path).stem}_swapped.png", result))
-  return written
+def face_swapper(workdir: str | Path, source: str):
+  """(swap_faces, crop size) for genjax.faces.swap: aligned crops [B, s, s, 3] in [0, 1] -> the same
+  faces redrawn by the decoder of `source` (one of the pair's names, or "0" / "1")."""
+  graphdef, state, config = restore(workdir)
+  names = (config.identity_a, config.identity_b)
+  if source not in names and source not in ("0", "1"):
+    raise ValueError(f"model (a) draws {names[0]} (0) or {names[1]} (1), not {source!r}.")
+  fn = swap_fn(graphdef, names.index(source) if source in names else int(source))
+  return (
+    lambda crops: np.asarray(fn(state, np.asarray(crops, np.float32)))
+  ), config.model.image_shape[0]

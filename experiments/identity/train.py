@@ -4,6 +4,10 @@ Identities are split: `num_test_ids` people (never the swap pair) are held out e
 trained on the others' images with margin_softmax (CosFace or ArcFace) and evaluated by
 verification on pairs of held-out faces: same person iff cos(v_1, v_2) > t, with t chosen on one
 half of the pairs and the accuracy reported on the other half (and vice versa, averaged).
+No held-out file (`faces.is_held_out`) is trained on: the LFW3D crops of the swap pair's test
+photos stay out. With config.photos, the aligned crops of the original LFW photos (training files
+only), seen through `genjax.faces.align.identity_view_transform`, join their people's classes, so
+that the net also reads faces in the photo pipeline's framing (the swap models' domain).
 """
 
 import dataclasses
@@ -19,6 +23,7 @@ from flax import nnx
 from genjax import losses
 from genjax.data import faces
 from genjax.data import tfds as batching
+from genjax.faces import align, augment
 from genjax.models import identity
 from genjax.train import checkpoint, loop, sharding
 from genjax.train import state as tstate
@@ -31,9 +36,9 @@ class HeadConfig:
   margin: float = 0.35
 
 
-def loss_fn(model, batch, key, *, head: HeadConfig, aug: faces.AugmentConfig):
+def loss_fn(model, batch, key, *, head: HeadConfig, aug: augment.AugmentConfig):
   x, y = batch
-  _, x = faces.augment(key, x, aug)  # the unwarped view: flip, small affine, colour jitter
+  _, x = augment.augment(key, x, aug)  # the unwarped view: flip, small affine, colour jitter
   v, _ = model(x)
   w = model.class_weights[...]
   ce = losses.margin_softmax(v, w, y, kind=head.kind, scale=head.scale, margin=head.margin).mean()
@@ -45,16 +50,39 @@ def loss_fn(model, batch, key, *, head: HeadConfig, aug: faces.AugmentConfig):
 
 
 def split(config, ds: faces.FaceDataset):
+  """(train, verification test): the test people's images; the others' images that are not held
+  out (`faces.is_held_out`), with config.photos the identity views of their photos too."""
   keep = [ds.label(n) for n in config.keep_train if n in ds.names]
   tr, te = faces.split_by_identity(ds.y, num_test_ids=config.num_test_ids, seed=config.split_seed,
                                    keep_train=keep)  # fmt: skip
+  tr = tr[~np.isin(tr, faces.split_held_out(ds)[1])]
+  if config.get("photos"):
+    ds, tr = _with_photos(config, ds, tr)
   classes = np.unique(ds.y[tr])
   remap = np.full(len(ds.names), -1, np.int32)
   remap[classes] = np.arange(len(classes))
-  train = faces.FaceDataset(
-    x=ds.x[tr], y=remap[ds.y[tr]], names=tuple(ds.names[c] for c in classes)
-  )
+  train = faces.FaceDataset(x=ds.x[tr], y=remap[ds.y[tr]], names=tuple(ds.names[c] for c in classes),
+                            files=tuple(ds.files[i] for i in tr))  # fmt: skip
   return train, faces.subset(ds, te)
+
+
+def identity_views(crops: np.ndarray, size: int) -> np.ndarray:
+  """uint8 aligned crops [N, s, s, 3] -> the identity nets' framing [N, size, size, 3]."""
+  m = align.identity_view_transform(crops.shape[1], size)
+  return np.stack([align.warp(c, m, (size, size)) for c in crops])
+
+
+def _with_photos(config, ds: faces.FaceDataset, tr: np.ndarray):
+  """ds with the identity views of the aligned photos of its people appended (labels by name), and
+  tr extended by those that are not held out."""
+  photos = faces.load_aligned(config.photos_root or None)
+  photos = faces.people(photos, [n for n in photos.names if n in ds.names])
+  photos = faces.subset(photos, faces.split_held_out(photos)[0])
+  x = identity_views(photos.x, ds.x.shape[1])
+  y = np.asarray([ds.label(photos.names[k]) for k in photos.y], np.int32)
+  joined = faces.FaceDataset(x=np.concatenate([ds.x, x]), y=np.concatenate([ds.y, y]),
+                             names=ds.names, files=ds.files + photos.files)  # fmt: skip
+  return joined, np.concatenate([tr, len(ds) + np.arange(len(x))])
 
 
 def verification_pairs(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +127,7 @@ def embed(graphdef, state, x: np.ndarray, chunk: int = 128) -> np.ndarray:
 def build(config, mesh, num_classes: int):
   model_cfg = identity.IdentityConfig(**config.model.to_dict(), num_classes=num_classes)
   head = HeadConfig(**config.head.to_dict())
-  aug = faces.AugmentConfig(**config.augment.to_dict())
+  aug = augment.AugmentConfig(**config.augment.to_dict())
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
   tx = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
   graphdef, state = tstate.create(

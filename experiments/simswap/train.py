@@ -1,10 +1,15 @@
 """Face swap (c): identity-injection generator against a multi-scale PatchGAN (SimSwap-like).
 
-Data: all LFW3D identities, a fraction of each person's images held out (as in (b)). A batch of
-targets x_t is augmented (flip, small affine, colour jitter; no warp). The first
-`same_fraction` of the batch is its own source (x_s = x_t: a reconstruction pair); for the rest the
-source is the next face of the batch (x_s = roll(x_t), almost always another person). The source
-identity is v_s = unit(F(x_s)) for the frozen identity net F trained by experiments/identity.
+Data: the aligned faces of the original LFW photos of the five people with photos (as (b));
+held-out photos (faces.is_held_out) never trained on. A batch of targets x_t is augmented (flip,
+small affine, colour jitter; no warp). The first `same_fraction` of the batch is its own source
+(x_s = x_t: a reconstruction pair); for the rest the source is the next face of the batch
+(x_s = roll(x_t), often another person). The source identity is v_s = unit(F(view(x_s))) for the
+frozen identity net F trained by experiments/identity, which reads faces in the LFW3D framing:
+view = genjax.faces.align.identity_view_transform, a fixed similarity of the aligned crop. With
+loss.id_views > 0, F scores the swap through that many randomly shifted, scaled, rotated and
+flipped copies (expectation over transformations, Athalye et al. 2018): a change that moves F's
+embedding under all of them is a change of the face, not a pattern that fools one fixed view.
 
 Each step makes two updates with separate optax states:
   1. D (generator held fixed, fakes y = G(x_t, v_s) under stop_gradient), real images x_t:
@@ -31,11 +36,11 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
-from experiments.aae import train as aae_train
-from experiments.faceswap import train as swap_train
 from experiments.identity import train as id_train
 from genjax import losses
 from genjax.data import faces
+from genjax.evaluate import reconstruction
+from genjax.faces import align, augment, mark, swap
 from genjax.models import identity, simswap
 from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
@@ -51,6 +56,7 @@ class LossConfig:
   adversarial: float = 1.0
   fm_layers: int = 1  # feature maps of each PatchGAN matched, counted from its last hidden layer
   same_fraction: float = 0.5  # share of each batch that is its own source
+  id_views: int = 0  # > 0: the identity loss averaged over this many random views of the swap
 
 
 @struct.dataclass
@@ -104,8 +110,25 @@ def discriminator(defs: Defs, state: SimSwapState, params=None):
 
 
 def identity_vector(defs: Defs, state: SimSwapState, x: jax.Array) -> jax.Array:
-  """Unit identity embedding of faces x under the frozen net F, [B, D]."""
-  return simswap.unit(nnx.merge(defs.f, *state.id_vars)(x)[0])
+  """Unit identity embedding of aligned faces x under the frozen net F (through its view), [B, D]."""
+  m = align.identity_view_transform(x.shape[1], x.shape[1])
+  return simswap.unit(nnx.merge(defs.f, *state.id_vars)(align.warp_batch(x, m, x.shape[1:3]))[0])
+
+
+# The random views of the identity loss: the geometry of the training augmentation, no colour change.
+ID_VIEWS = augment.AugmentConfig(flip=True, rotate=6.0, scale=0.06, shift=0.04, warp=0.0,
+                                 brightness=0.0, contrast=0.0, saturation=0.0)  # fmt: skip
+
+
+def identity_term(defs: Defs, state: SimSwapState, fake, v_s, key, views: int) -> jax.Array:
+  """mean (1 - cos(F(fake), v_s)), over `views` random views of fake when views > 0."""
+  if views <= 0:
+    return losses.identity_loss(identity_vector(defs, state, fake), v_s).mean()
+  keys = jax.random.split(key, views)
+  per_view = [losses.identity_loss(
+                identity_vector(defs, state, augment.augment(k, fake, ID_VIEWS)[1]), v_s).mean()
+              for k in keys]  # fmt: skip
+  return sum(per_view) / views
 
 
 def make_pairs(x: jax.Array, same_fraction: float) -> tuple[jax.Array, jax.Array]:
@@ -136,7 +159,7 @@ def d_step(state: SimSwapState, x_t, fake, key, *, defs: Defs, d_tx, cfg: LossCo
   return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), terms
 
 
-def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, cfg: LossConfig):
+def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, key, cfg: LossConfig):
   """(L_G, its terms) of the generator with parameters g_params; D and F are held fixed."""
   fake = jax.nn.sigmoid(generator(defs, state, g_params)(x_t, v_s))
   disc = discriminator(defs, state)
@@ -145,7 +168,7 @@ def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, cfg: Loss
   fm = sum(losses.feature_matching(
              ff[-cfg.fm_layers :], [jax.lax.stop_gradient(r) for r in rf[-cfg.fm_layers :]]
            ).mean() for (_, ff), (_, rf) in zip(fake_out, real_out, strict=True))  # fmt: skip
-  ident = losses.identity_loss(identity_vector(defs, state, fake), v_s).mean()
+  ident = identity_term(defs, state, fake, v_s, key, cfg.id_views)
   w = same.astype(fake.dtype)
   l1 = jnp.abs(fake - x_t).reshape(x_t.shape[0], -1).mean(1)
   rec = (w * l1).sum() / jnp.maximum(w.sum(), 1.0)
@@ -154,26 +177,28 @@ def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, cfg: Loss
   return loss, {"g_adv": adv, "fm": fm, "id_loss": ident, "rec_l1": rec, "g_loss": loss}
 
 
-def g_step(state: SimSwapState, x_t, v_s, same, *, defs: Defs, g_tx, cfg: LossConfig):
-  objective = lambda p: g_terms(defs, state, p, x_t, v_s, same, cfg)
+def g_step(state: SimSwapState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg: LossConfig):
+  objective = lambda p: g_terms(defs, state, p, x_t, v_s, same, key, cfg)
   grads, terms = jax.grad(objective, has_aux=True)(state.g_params)
   updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
   return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt), terms
 
 
-def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: faces.AugmentConfig):
-  """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B]) -> one D update, one G update."""
+def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.AugmentConfig):
+  """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B], region) -> one D update, one G
+  update."""
 
   def train_step(state: SimSwapState, batch, key: jax.Array):
-    x, _ = batch
+    x = batch[0]
     step_key = jax.random.fold_in(key, state.step)
-    _, x_t = faces.augment(jax.random.fold_in(step_key, 0), x, aug)
+    _, x_t = augment.augment(jax.random.fold_in(step_key, 0), x, aug)
     x_s, same = make_pairs(x_t, cfg.same_fraction)
     v_s = jax.lax.stop_gradient(identity_vector(defs, state, x_s))
     fake = jax.lax.stop_gradient(jax.nn.sigmoid(generator(defs, state)(x_t, v_s)))
     state, d_terms = d_step(state, x_t, fake, jax.random.fold_in(step_key, 1), defs=defs,
                             d_tx=d_tx, cfg=cfg)  # fmt: skip
-    state, g_terms_ = g_step(state, x_t, v_s, same, defs=defs, g_tx=g_tx, cfg=cfg)
+    state, g_terms_ = g_step(state, x_t, v_s, same, jax.random.fold_in(step_key, 2), defs=defs,
+                             g_tx=g_tx, cfg=cfg)  # fmt: skip
     metrics = dict(d_terms, **g_terms_)
     metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]  # one scalar for the NaN check
     return state.replace(step=state.step + 1), metrics
@@ -198,6 +223,12 @@ def identity_net(config, mesh):
   return f_def, sharding.replicate((params, rest), mesh)
 
 
+def load_data(config) -> tuple[faces.FaceDataset, faces.FaceDataset]:
+  """Train and held-out (`faces.is_held_out`) aligned faces of every person with photos."""
+  return faces.swap_data(config.dataset, root=config.data_root, size=config.model.image_shape[0],
+                         seed=config.seed)  # fmt: skip
+
+
 def build(config: ml_collections.ConfigDict, mesh):
   f_def, f_vars = identity_net(config, mesh)
   id_dim = jax.tree.leaves(f_vars[0]["embed"])[0].shape[-1]
@@ -206,7 +237,7 @@ def build(config: ml_collections.ConfigDict, mesh):
                      f"into {id_dim} dims.")  # fmt: skip
   model_cfg = simswap.SimSwapConfig(**config.model.to_dict())
   loss_cfg = LossConfig(**config.loss.to_dict())
-  aug = faces.AugmentConfig(**config.augment.to_dict())
+  aug = augment.AugmentConfig(**config.augment.to_dict())
   g_tx = optax.adam(config.learning_rate, b1=0.0, b2=0.99)
   d_tx = optax.adam(config.d_learning_rate, b1=0.0, b2=0.99)
   key = jax.random.fold_in(jax.random.key(config.seed), 0)
@@ -222,7 +253,7 @@ def eval_fn(defs: Defs):
   def fn(state: SimSwapState, x):
     g = generator(defs, state)
     v = identity_vector(defs, state, x)
-    out = swap_train.self_swap_metrics(g.swap(x, v), x)
+    out = reconstruction.metrics(g.swap(x, v), x)
     v_src = jnp.roll(v, -1, axis=0)
     v_swap = identity_vector(defs, state, g.swap(x, v_src))
     out["cos_to_source"] = identity.cosine(v_swap, v_src)
@@ -269,16 +300,16 @@ def preview(path: Path, defs: Defs, state: SimSwapState, test: faces.FaceDataset
   out = np.asarray(matrix(state, jnp.asarray(x)))
   tiles = [np.ones_like(x[0])] + list(x)
   for i in range(n):
-    tiles += [x[i]] + [faces.mark_synthetic(t) for t in out[i]]
-  return faces.save_synthetic_png(path, tlog.image_grid(np.stack(tiles), ncol=n + 1))
+    tiles += [x[i]] + [mark.mark_synthetic(t) for t in out[i]]
+  return mark.save_synthetic_png(path, tlog.image_grid(np.stack(tiles), ncol=n + 1))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains config.num_steps steps (resuming from workdir), then writes results.json and previews."""
   # Setup and data.
   workdir, mesh, train_key = loop.setup(config, workdir)
-  train, test = aae_train.load_data(config)
-  get_batch = aae_train._batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
+  train, test = load_data(config)
+  get_batch = faces.batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   defs, state, train_step = build(config, mesh)
@@ -299,9 +330,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def restore(workdir: str | Path):
-  """(defs, state, config) of a finished run, from results.json and the latest checkpoint."""
+  """(defs, state, config) of a run, from its config.json and latest checkpoint."""
   workdir = Path(workdir)
-  config = ml_collections.ConfigDict(json.loads((workdir / "results.json").read_text())["config"])
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   config.model.image_shape = tuple(config.model.image_shape)
   for k in ("channels", "disc_channels"):
     config.model[k] = tuple(config.model[k])
@@ -316,3 +347,23 @@ def swap_fn(defs: Defs):
   """jit(state, x_source, x_target) -> pixels: the sources' identity on the targets."""
   return jax.jit(lambda state, xs, xt: generator(defs, state).swap(
     xt, identity_vector(defs, state, xs)))  # fmt: skip
+
+
+def face_swapper(workdir: str | Path, source):
+  """(swap_faces, crop size) for genjax.faces.swap: aligned crops [B, s, s, 3] -> G(crop, v_s), v_s
+  the unit mean of the identity vectors of the source's aligned crops
+  (`source`: crops, photos or a person's name; genjax.faces.swap.source_crops)."""
+  defs, state, config = restore(workdir)
+  source_crops = swap.source_crops(source, config.model.image_shape[0])
+  v = jax.jit(lambda s, x: identity_vector(defs, s, x))(
+    state, jnp.asarray(source_crops, jnp.float32)
+  )
+  v_source = simswap.unit(v.mean(0, keepdims=True))
+
+  @jax.jit
+  def fn(state, xt):
+    return generator(defs, state).swap(xt, jnp.broadcast_to(v_source, (xt.shape[0], v.shape[1])))
+
+  return (
+    lambda crops: np.asarray(fn(state, np.asarray(crops, np.float32)))
+  ), config.model.image_shape[0]

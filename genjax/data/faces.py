@@ -1,12 +1,15 @@
-"""Face folders as arrays with identity labels, face-swap augmentation, face crop and paste-back.
+"""Face folders as arrays with identity labels and file names, aligned crops of whole photos, and
+the fixed held-out split.
 
-Data (research only; see ../shared/data/README.md): `lfw3d_90/<Person>/*.jpg`, aligned LFW3D crops
-of 158 people with >= 10 images, and `lfw/<Person>/*.jpg`, original 250x250 LFW photos of five of
-them. Folders are read with PIL (default, no TensorFlow) or through TFDS' `ImageFolder`
-(`reader="tfds"`: the same faces and labels; TensorFlow's JPEG decoder puts pixels a few levels
-from PIL's), resized to 100x100x3 and cached as uint8 arrays.
-Every image a swap produces is marked as synthetic: `mark_synthetic` draws a visible label and
-`save_synthetic_png` writes PNG metadata saying so.
+Data (research only; see ../shared/data/README.md): `lfw3d_90/<Person>/*.jpg`, the LFW3D crops of
+158 people with >= 10 images, and `lfw/<Person>/*.jpg`, original 250x250 LFW photos of five of
+them. `load` reads a folder of crops (PIL, or TFDS' `ImageFolder` with `reader="tfds"`), resized to
+100x100x3; `load_aligned` finds the face in each whole photo and warps it onto the alignment
+template (genjax.faces.align). Both cache uint8 arrays under $GENJAX_TFDS_DIR.
+
+The split is one rule for every network here: a file is held out when crc32 of its name is 0 mod 10
+(`is_held_out`), so a photo held out from the swap models is held out, as its LFW3D crop, from the
+identity nets too, whichever folder or subset a network loads.
 """
 
 import dataclasses
@@ -15,29 +18,34 @@ import os
 import zlib
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 FACE_SIZE = 100
 FACE_SHAPE = (FACE_SIZE, FACE_SIZE, 3)
-SYNTHETIC_NOTE = "SYNTHETIC: face-swap output of a research model (genjax); not a real photograph."
+HELD_OUT_EVERY = 10
 
 
-# --- Loading -------------------------------------------------------------------------------------
+# --- Datasets ------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class FaceDataset:
-  """Faces in host memory: x uint8 [N, H, W, 3]; y int32 [N] indexes names (one per identity)."""
+  """Faces in host memory: x uint8 [N, H, W, 3]; y int32 [N] indexes names (one per identity);
+  files [N] the image file names; landmarks [N, 68, 2] (x, y) in crop pixels, for aligned crops."""
 
   x: np.ndarray
   y: np.ndarray
   names: tuple[str, ...]
+  files: tuple[str, ...] = ()
+  landmarks: np.ndarray | None = None
 
   def __post_init__(self):
     if self.x.ndim != 4 or self.x.shape[-1] != 3 or self.y.shape != (self.x.shape[0],):
       raise ValueError(f"FaceDataset: want x [N,H,W,3], y [N]; got {self.x.shape}, {self.y.shape}.")
+    if self.files and len(self.files) != len(self.y):
+      raise ValueError(f"FaceDataset: {len(self.files)} file names for {len(self.y)} images.")
+    if self.landmarks is not None and self.landmarks.shape != (len(self.y), 68, 2):
+      raise ValueError(f"FaceDataset: landmarks want [N, 68, 2], got {self.landmarks.shape}.")
 
   def __len__(self) -> int:
     return self.x.shape[0]
@@ -57,7 +65,22 @@ class FaceDataset:
 
 
 def subset(ds: FaceDataset, idx: np.ndarray) -> FaceDataset:
-  return FaceDataset(x=ds.x[idx], y=ds.y[idx], names=ds.names)
+  idx = np.asarray(idx, np.int64)
+  return FaceDataset(
+    x=ds.x[idx], y=ds.y[idx], names=ds.names,
+    files=tuple(ds.files[i] for i in idx) if ds.files else (),
+    landmarks=None if ds.landmarks is None else ds.landmarks[idx],
+  )  # fmt: skip
+
+
+def people(ds: FaceDataset, names) -> FaceDataset:
+  """The images of `names` only, relabelled 0, 1, ... in the order given."""
+  ids = [ds.label(n) for n in names]
+  keep = np.flatnonzero(np.isin(ds.y, ids))
+  relabel = np.full(len(ds.names), -1, np.int32)
+  relabel[ids] = np.arange(len(ids))
+  sub = subset(ds, keep)
+  return dataclasses.replace(sub, y=relabel[sub.y], names=tuple(names))
 
 
 def default_root(folder: str = "lfw3d_90") -> Path:
@@ -68,36 +91,66 @@ def default_root(folder: str = "lfw3d_90") -> Path:
   return Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / folder
 
 
-def _labelled(by_person: dict, root: Path, size: int, min_images: int):
-  """{person: [() -> PIL image, ...] in file order} -> (x, y, names): the people with >= min_images
-  images, in sorted order, each image decoded, converted to RGB and resized (bicubic)."""
-  from PIL import Image
+def _cache_path(name: str) -> Path | None:
+  cache_dir = os.environ.get("GENJAX_TFDS_DIR")
+  return Path(cache_dir) / "genjax_arrays" / "faces" / f"{name}.npz" if cache_dir else None
 
-  names = tuple(sorted(n for n, images in by_person.items() if len(images) >= min_images))
-  if not sum(len(by_person[n]) for n in names):
+
+def _cached(name: str, make):
+  """make() -> dict of arrays, saved to (and later read from) the array cache when there is one."""
+  path = _cache_path(name)
+  if path is not None and path.exists():
+    with np.load(path) as f:
+      return {k: f[k] for k in f.files}
+  arrays = make()
+  if path is not None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+  return arrays
+
+
+def _dataset(arrays: dict) -> FaceDataset:
+  x = arrays["x"]
+  x.flags.writeable = False
+  return FaceDataset(
+    x=x, y=arrays["y"], names=tuple(str(n) for n in arrays["names"]),
+    files=tuple(str(f) for f in arrays["files"]), landmarks=arrays.get("landmarks"),
+  )  # fmt: skip
+
+
+def _person_files(root: Path, min_images: int) -> dict[str, list[Path]]:
+  if not root.is_dir():
+    raise FileNotFoundError(
+      f"face folder {root} does not exist; set GENJAX_DATA_DIR to the folder holding faces/."
+    )
+  by_person = {p.name: sorted(p.glob("*.jpg")) for p in root.iterdir() if p.is_dir()}
+  by_person = {n: fs for n, fs in sorted(by_person.items()) if len(fs) >= min_images}
+  if not by_person:
     raise FileNotFoundError(f"no <person>/*.jpg folders with >= {min_images} images under {root}.")
-  x = np.stack([np.asarray(get().convert("RGB").resize((size, size), Image.BICUBIC))
-                for n in names for get in by_person[n]])  # fmt: skip
-  y = np.repeat(np.arange(len(names), dtype=np.int32), [len(by_person[n]) for n in names])
-  return x, y, names
+  return by_person
 
 
-def _read_folder(root: Path, size: int, min_images: int):
+def _read_rgb(path: Path) -> np.ndarray:
   from PIL import Image
 
-  def opener(path):
-    def get():
-      with Image.open(path) as im:
-        return im.convert("RGB")
-
-    return get
-
-  by_person = {p.name: [opener(f) for f in sorted(p.glob("*.jpg"))]
-               for p in root.iterdir() if p.is_dir()}  # fmt: skip
-  return _labelled(by_person, root, size, min_images)
+  with Image.open(path) as im:
+    return np.asarray(im.convert("RGB"))
 
 
-def _read_folder_tfds(root: Path, size: int, min_images: int):
+def _read_folder(root: Path, size: int, min_images: int) -> dict:
+  from PIL import Image
+
+  by_person = _person_files(root, min_images)
+  x = np.stack([np.asarray(Image.fromarray(_read_rgb(f)).resize((size, size), Image.BICUBIC))
+                for fs in by_person.values() for f in fs])  # fmt: skip
+  y = np.repeat(np.arange(len(by_person), dtype=np.int32), [len(v) for v in by_person.values()])
+  files = [f.name for fs in by_person.values() for f in fs]
+  return dict(x=x, y=y, names=np.asarray(list(by_person)), files=np.asarray(files))
+
+
+def _read_folder_tfds(root: Path, size: int, min_images: int) -> dict:
   """As `_read_folder`, through `tfds.ImageFolder`: <root.parent> is its root, <root.name> the split,
   the person folders its labels; decoded by TensorFlow (kept off any GPU), resized with PIL."""
   from PIL import Image
@@ -107,18 +160,20 @@ def _read_folder_tfds(root: Path, size: int, min_images: int):
   import tensorflow_datasets as tfds
 
   tf.config.set_visible_devices([], "GPU")  # TensorFlow only reads files; the GPU belongs to JAX.
+  wanted = _person_files(root, min_images)
   builder = tfds.ImageFolder(str(root.parent))
   label_names = builder.info.features["label"].names  # people of every split, sorted
-  examples = sorted(  # the PIL reader's order within a person: by file name
+  examples = sorted(  # the PIL reader's order: by person, then by file name
     tfds.as_numpy(builder.as_dataset(split=root.name, shuffle_files=False)),
-    key=lambda ex: Path(ex["image/filename"].decode()).name,
+    key=lambda ex: (label_names[int(ex["label"])], Path(ex["image/filename"].decode()).name),
   )
-  by_person: dict[str, list] = {}
-  for ex in examples:
-    by_person.setdefault(label_names[int(ex["label"])], []).append(
-      lambda a=ex["image"]: Image.fromarray(a)
-    )
-  return _labelled(by_person, root, size, min_images)
+  examples = [ex for ex in examples if label_names[int(ex["label"])] in wanted]
+  names = list(wanted)
+  x = np.stack([np.asarray(Image.fromarray(ex["image"]).resize((size, size), Image.BICUBIC))
+                for ex in examples])  # fmt: skip
+  y = np.asarray([names.index(label_names[int(ex["label"])]) for ex in examples], np.int32)
+  files = [Path(ex["image/filename"].decode()).name for ex in examples]
+  return dict(x=x, y=y, names=np.asarray(names), files=np.asarray(files))
 
 
 @functools.lru_cache(maxsize=4)
@@ -137,37 +192,59 @@ def load(
       Tony_Blair).
 
   Returns:
-    FaceDataset with identities in sorted folder order. With $GENJAX_TFDS_DIR set, the decoded
-    arrays are cached there (genjax_arrays/faces/) so later processes skip JPEG decoding.
+    FaceDataset with identities in sorted folder order and images in file-name order. With
+    $GENJAX_TFDS_DIR set, the decoded arrays are cached there (genjax_arrays/faces/).
   """
   root = Path(root) if root else default_root()
   if reader not in ("pil", "tfds"):
     raise ValueError(f"reader must be 'pil' or 'tfds', not {reader!r}")
-  if not root.is_dir():
-    raise FileNotFoundError(
-      f"face folder {root} does not exist; set GENJAX_DATA_DIR to the folder holding faces/."
-    )
-  cache_dir = os.environ.get("GENJAX_TFDS_DIR")
-  cache = (
-    Path(cache_dir)
-    / "genjax_arrays"
-    / "faces"
-    / f"{root.name}_{size}_{min_images}{'' if reader == 'pil' else '_tfds'}.npz"
-    if cache_dir
-    else None
-  )
-  if cache is not None and cache.exists():
-    with np.load(cache) as f:
-      x, y, names = f["x"], f["y"], tuple(str(n) for n in f["names"])
-  else:
-    x, y, names = (_read_folder if reader == "pil" else _read_folder_tfds)(root, size, min_images)
-    if cache is not None:
-      cache.parent.mkdir(parents=True, exist_ok=True)
-      tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-      np.savez(tmp, x=x, y=y, names=np.asarray(names))
-      os.replace(tmp, cache)
-  x.flags.writeable = False
-  return FaceDataset(x=x, y=y, names=names)
+  read = _read_folder if reader == "pil" else _read_folder_tfds
+  tag = f"{root.name}_{size}_{min_images}{'' if reader == 'pil' else '_tfds'}_v2"
+  return _dataset(_cached(tag, lambda: read(root, size, min_images)))
+
+
+def _align_folder(root: Path, size: int, min_images: int, progress: bool) -> dict:
+  """Every photo: dlib's faces, the one nearest the photo's centre (LFW centres the person it is
+  labelled with), warped onto the template; photos without a face are left out and named."""
+  from tqdm import tqdm
+
+  from genjax.faces import align, detect
+
+  by_person = _person_files(root, min_images)
+  xs, ys, files, lms, missed = [], [], [], [], []
+  todo = [(k, f) for k, fs in enumerate(by_person.values()) for f in fs]
+  for k, f in tqdm(todo, desc=f"aligning {root.name}", disable=not progress):
+    photo = _read_rgb(f)
+    face = detect.nearest(detect.detect(photo), np.array(photo.shape[1::-1]) / 2)
+    if face is None:
+      missed.append(f.name)
+      continue
+    crop, m = align.crop(photo, face.landmarks5, size)
+    xs.append(crop)
+    ys.append(k)
+    files.append(f.name)
+    lms.append(align.apply(m, face.landmarks68))
+  return dict(x=np.stack(xs), y=np.asarray(ys, np.int32), names=np.asarray(list(by_person)),
+              files=np.asarray(files), landmarks=np.asarray(lms, np.float32),
+              missed=np.asarray(missed, dtype=str))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4)
+def load_aligned(root: str | None = None, *, size: int = FACE_SIZE, min_images: int = 1,
+                 progress: bool = True) -> FaceDataset:  # fmt: skip
+  """Aligned face crops of whole photos (default: the original LFW photos, `default_root("lfw")`).
+
+  Each photo's face is found by dlib (the one nearest the centre when there are several) and warped
+  by the similarity that puts its five landmarks on `genjax.faces.align.template(size)`. The crops'
+  68 landmarks (crop pixels) come along for masks and landmark errors. Needs the `faces` extra the
+  first time; the result is cached under $GENJAX_TFDS_DIR (about a minute of detection on 2 cores
+  for the 1,140 LFW photos, 2 of which have no face dlib finds and are left out).
+  """
+  root = Path(root) if root else default_root("lfw")
+  arrays = _cached(f"{root.name}_aligned_{size}_{min_images}",
+                   lambda: _align_folder(root, size, min_images, progress))  # fmt: skip
+  arrays.pop("missed", None)
+  return _dataset(arrays)
 
 
 def mock(n: int = 64, *, num_ids: int = 4, size: int = FACE_SIZE, seed: int = 0) -> FaceDataset:
@@ -188,30 +265,39 @@ def mock(n: int = 64, *, num_ids: int = 4, size: int = FACE_SIZE, seed: int = 0)
     mouth = (np.abs(yy - 0.68 - dy) < 0.015) & (np.abs(xx - 0.5 - dx) < 0.06 + 0.06 * p[5])
     img = np.where(mouth[..., None], np.array([0.6, 0.2, 0.2]), img)
     x[i] = np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1)
-  return FaceDataset(x=np.round(x * 255).astype(np.uint8), y=y,
-                     names=tuple(f"person_{k}" for k in range(num_ids)))  # fmt: skip
+  names = tuple(f"person_{k}" for k in range(num_ids))
+  files = tuple(f"{names[k]}_{i:04d}.png" for i, k in enumerate(y))
+  return FaceDataset(x=np.round(x * 255).astype(np.uint8), y=y, names=names, files=files)
+
+
+def face_regions(ds: FaceDataset) -> np.ndarray:
+  """uint8 [N, H, W]: 1 inside the convex hull of each crop's 68 landmarks (the region a swap
+  replaces), 0 outside; all ones for a dataset without landmarks (e.g. `mock`)."""
+  if ds.landmarks is None:
+    return np.ones(ds.x.shape[:3], np.uint8)
+  from genjax.faces import blend
+
+  return np.stack([blend.hull_mask(lm, ds.x.shape[1:3]) for lm in ds.landmarks])
 
 
 # --- Splits --------------------------------------------------------------------------------------
 
 
-def split_by_image(y: np.ndarray, *, test_fraction: float = 0.1, seed: int = 0, names=None):
-  """Same identities on both sides: per identity, a fraction of its images (>= 1 if it has >= 2)
-  goes to test. Returns (train_idx, test_idx), sorted.
+def is_held_out(file_name: str) -> bool:
+  """The fixed test split: crc32(file name) = 0 mod 10 (about one image in ten of each person).
 
-  Each identity's images are shuffled by its own generator, seeded by (seed, crc32 of its name)
-  when `names` (indexed by label) is given, else by (seed, label). With names, a person's held-out
-  images are the same whichever other people the dataset holds: the two-person set of model (a)
-  and the all-people set of models (b) and (c) hold out the same faces of the pair.
+  A function of the name alone, so an LFW photo and its LFW3D crop (same file name) fall on the
+  same side, for every network, seed and subset.
   """
-  train, test = [], []
-  for k in np.unique(y):
-    tag = zlib.crc32(names[k].encode()) if names is not None else int(k)
-    idx = np.random.default_rng([seed, tag]).permutation(np.flatnonzero(y == k))
-    n_test = min(len(idx) - 1, max(1, round(test_fraction * len(idx)))) if len(idx) > 1 else 0
-    test.extend(idx[:n_test])
-    train.extend(idx[n_test:])
-  return np.sort(np.asarray(train, np.int64)), np.sort(np.asarray(test, np.int64))
+  return zlib.crc32(Path(file_name).name.encode()) % HELD_OUT_EVERY == 0
+
+
+def split_held_out(ds: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
+  """(train_idx, test_idx) of a dataset by `is_held_out` of its file names, sorted."""
+  if not ds.files:
+    raise ValueError("split_held_out: the dataset has no file names.")
+  test = np.asarray([is_held_out(f) for f in ds.files])
+  return np.flatnonzero(~test), np.flatnonzero(test)
 
 
 def split_by_identity(y: np.ndarray, *, num_test_ids: int, seed: int = 0, keep_train=()):
@@ -225,228 +311,36 @@ def split_by_identity(y: np.ndarray, *, num_test_ids: int, seed: int = 0, keep_t
   return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
-# --- Training augmentation (JAX, per batch) -------------------------------------------------------
+def swap_data(dataset: str, *, root: str = "", size: int = FACE_SIZE, names=None, seed: int = 0,
+              mock_ids: int = 4) -> tuple[FaceDataset, FaceDataset]:  # fmt: skip
+  """(train, held-out) faces for a swap model: "lfw" gives the aligned crops of the original photos
+  (`load_aligned`; `names` keeps and relabels those people), "mock" generated faces of `mock_ids`
+  people; split by `is_held_out`."""
+  if dataset == "mock":
+    ds = mock(96, num_ids=mock_ids, size=size, seed=seed)
+  elif dataset == "lfw":
+    ds = load_aligned(root or None, size=size)
+  else:
+    raise ValueError(f"dataset must be 'lfw' or 'mock', not {dataset!r}.")
+  if names:
+    ds = people(ds, names)
+  tr, te = split_held_out(ds)
+  return subset(ds, tr), subset(ds, te)
 
 
-@dataclasses.dataclass(frozen=True)
-class AugmentConfig:
-  """Face-swap augmentation. The affine, flip and colour change apply to input and target alike;
-  the random warp (a smooth displacement field) only to the input, so the model must undo it.
+def batches(ds: FaceDataset, mesh, *, seed: int, batch_size: int):
+  """get(step) -> (x float32 [B, H, W, 3] in [0, 1], y [B], face region float32 [B, H, W]),
+  sharded over the mesh's data axis; the batch is a function of (seed, step) only (epochs of a
+  fixed permutation per (seed, epoch), genjax.data.tfds.batch_indices)."""
+  import jax
+  import jax.numpy as jnp
 
-  rotate: max rotation in degrees; scale, shift: max relative zoom and translation;
-  warp: std of the control-point displacement, as a fraction of the image size;
-  warp_grid: control points per side; brightness, contrast, saturation: max jitter.
-  """
+  from genjax.data import tfds as batching
+  from genjax.train import sharding
 
-  flip: bool = True
-  rotate: float = 10.0
-  scale: float = 0.05
-  shift: float = 0.05
-  warp: float = 0.03
-  warp_grid: int = 5
-  brightness: float = 0.1
-  contrast: float = 0.1
-  saturation: float = 0.1
-
-
-def _bilinear(img: jax.Array, rows: jax.Array, cols: jax.Array) -> jax.Array:
-  """img [H, W, C] sampled at float coordinates rows, cols [H', W'] (edge values repeat outside).
-
-  A convex combination of the four neighbours, so values stay in the input's range.
-  """
-  h, w = img.shape[:2]
-  rows, cols = jnp.clip(rows, 0, h - 1), jnp.clip(cols, 0, w - 1)
-  r0, c0 = jnp.floor(rows).astype(jnp.int32), jnp.floor(cols).astype(jnp.int32)
-  r1, c1 = jnp.minimum(r0 + 1, h - 1), jnp.minimum(c0 + 1, w - 1)
-  fr, fc = (rows - r0)[..., None], (cols - c0)[..., None]
-  top = img[r0, c0] * (1 - fc) + img[r0, c1] * fc
-  bottom = img[r1, c0] * (1 - fc) + img[r1, c1] * fc
-  return top * (1 - fr) + bottom * fr
-
-
-def _augment_one(key: jax.Array, x: jax.Array, cfg: AugmentConfig):
-  h, w, _ = x.shape
-  k = jax.random.split(key, 9)
-  u = lambda kk, m: jax.random.uniform(kk, (), minval=-m, maxval=m)
-  # Inverse affine map: output pixel -> source coordinates about the centre.
-  ang, s = jnp.deg2rad(u(k[0], cfg.rotate)), 1.0 + u(k[1], cfg.scale)
-  ty, tx = u(k[2], cfg.shift) * h, u(k[3], cfg.shift) * w
-  flip = jnp.where(jnp.logical_and(cfg.flip, jax.random.bernoulli(k[4])), -1.0, 1.0)
-  cy, cx = (h - 1) / 2, (w - 1) / 2
-  r, c = jnp.meshgrid(jnp.arange(h, dtype=x.dtype) - cy, jnp.arange(w, dtype=x.dtype) - cx,
-                      indexing="ij")  # fmt: skip
-  c = c * flip
-  src_r = (jnp.cos(ang) * r - jnp.sin(ang) * c) / s + cy - ty
-  src_c = (jnp.sin(ang) * r + jnp.cos(ang) * c) / s + cx - tx
-  # Random warp: Gaussian displacements of a coarse grid of control points (edges pinned at 0),
-  # upsampled bilinearly to a smooth field, as in the face-swap tools' random_warp.
-  g = cfg.warp_grid
-  d = jax.random.normal(k[5], (g, g, 2)) * cfg.warp * jnp.array([h, w], x.dtype)
-  d = d.at[0].set(0).at[-1].set(0).at[:, 0].set(0).at[:, -1].set(0)
-  d = jax.image.resize(d, (h, w, 2), "linear")
-  target = _bilinear(x, src_r, src_c)
-  warped = _bilinear(x, src_r + d[..., 0], src_c + d[..., 1])
-  # Colour jitter, the same for both.
-  b, ct, sat = u(k[6], cfg.brightness), 1.0 + u(k[7], cfg.contrast), 1.0 + u(k[8], cfg.saturation)
-
-  def colour(v):
-    v = (v - v.mean()) * ct + v.mean() + b
-    gray = v.mean(axis=-1, keepdims=True)
-    return jnp.clip(gray + sat * (v - gray), 0.0, 1.0)
-
-  return colour(warped), colour(target)
-
-
-def augment(key: jax.Array, x: jax.Array, cfg: AugmentConfig = AugmentConfig()):
-  """Face-swap training pair from a batch x [B, H, W, 3] in [0, 1] (jit-able).
-
-  Returns:
-    (x_in, x_target), both [B, H, W, 3] in [0, 1]: x_target is x under a random flip, small affine
-    and colour jitter; x_in is the same plus a random warp.
-  """
-  keys = jax.random.split(key, x.shape[0])
-  return jax.vmap(lambda kk, v: _augment_one(kk, v, cfg))(keys, x)
-
-
-# --- Whole photos: crop, colour match in LAB, feathered paste-back -------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class FaceBox:
-  """A square region of a photo: rows top:top+size, columns left:left+size."""
-
-  top: int
-  left: int
-  size: int
-
-
-# The original LFW photos (250x250) are centred on the face that LFW's detector found; this box
-# covers the same forehead-to-chin region as the LFW3D crops.
-LFW_FACE_BOX = FaceBox(top=84, left=84, size=84)
-
-
-def _resize(img: np.ndarray, size: int) -> np.ndarray:
-  from PIL import Image
-
-  u8 = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
-  return np.asarray(Image.fromarray(u8).resize((size, size), Image.BICUBIC), np.float32) / 255.0
-
-
-def crop_face(photo: np.ndarray, box: FaceBox = LFW_FACE_BOX, size: int = FACE_SIZE) -> np.ndarray:
-  """photo float [H, W, 3] in [0, 1] -> the box resized to [size, size, 3]."""
-  region = photo[box.top : box.top + box.size, box.left : box.left + box.size]
-  if region.shape[:2] != (box.size, box.size):
-    raise ValueError(f"crop_face: box {box} does not fit in a photo of shape {photo.shape}.")
-  return _resize(region, size)
-
-
-def feather_mask(size: int, *, feather: float = 0.15, radius: float = 0.46) -> np.ndarray:
-  """[size, size] blending weights: 1 inside an ellipse, falling linearly to 0 over the last
-  `feather` of its radius, exactly 0 outside (radius as a fraction of the box; the ellipse is
-  taller than wide, like a face)."""
-  yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
-  rho = np.sqrt((yy / radius) ** 2 + (xx / (0.85 * radius)) ** 2)
-  return np.clip((1.0 - rho) / feather, 0.0, 1.0).astype(np.float32)
-
-
-_RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
-                        [0.212671, 0.715160, 0.072169],
-                        [0.019334, 0.119193, 0.950227]])  # fmt: skip
-_WHITE = _RGB_TO_XYZ.sum(axis=1)  # D65 white of sRGB
-
-
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-  """sRGB in [0, 1] [..., 3] -> CIE L*a*b* (L in [0, 100]), D65."""
-  rgb = np.asarray(rgb, np.float64)
-  lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-  t = lin @ _RGB_TO_XYZ.T / _WHITE
-  f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
-  return np.stack(
-    [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1
+  x, y, r = (sharding.replicate(a, mesh) for a in (ds.x, ds.y, face_regions(ds)))  # uint8 on device
+  take = jax.jit(
+    lambda x, y, r, i: (x[i].astype(jnp.float32) / 255.0, y[i], r[i].astype(jnp.float32)),
+    out_shardings=sharding.data_sharding(mesh),
   )
-
-
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-  """Inverse of rgb_to_lab (values may leave [0, 1] for out-of-gamut colours; not clipped)."""
-  lab = np.asarray(lab, np.float64)
-  fy = (lab[..., 0] + 16) / 116
-  f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
-  t = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29))
-  lin = (t * _WHITE) @ np.linalg.inv(_RGB_TO_XYZ).T
-  lin = np.maximum(lin, 0.0)
-  return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
-
-
-def match_color(src: np.ndarray, ref: np.ndarray, weight: np.ndarray) -> np.ndarray:
-  """Colour transfer (Reinhard et al. 2001): per LAB channel, src's weighted mean/std set to ref's.
-
-  src, ref [H, W, 3] in [0, 1]; weight [H, W] >= 0 (the paste mask). Returns [H, W, 3] in [0, 1].
-  """
-  w = weight[..., None] / max(float(weight.sum()), 1e-12)
-  ls, lr = rgb_to_lab(src), rgb_to_lab(ref)
-  mu_s, mu_r = (ls * w).sum((0, 1)), (lr * w).sum((0, 1))
-  sd_s = np.sqrt((np.square(ls - mu_s) * w).sum((0, 1))) + 1e-6
-  sd_r = np.sqrt((np.square(lr - mu_r) * w).sum((0, 1)))
-  return np.clip(lab_to_rgb((ls - mu_s) / sd_s * sd_r + mu_r), 0.0, 1.0).astype(np.float32)
-
-
-def paste_back(photo: np.ndarray, face: np.ndarray, box: FaceBox = LFW_FACE_BOX, *,
-               feather: float = 0.15, color_match: bool = True) -> np.ndarray:  # fmt: skip
-  """Blends a (swapped) face back into the photo it was cropped from.
-
-  out = m * face' + (1 - m) * photo inside the box, with m the feathered elliptical mask and face'
-  the face resized to the box and (optionally) colour matched to the photo under the mask; every
-  pixel where m = 0 (all of the photo outside the ellipse) is returned unchanged.
-
-  Args:
-    photo: [H, W, 3] float in [0, 1].
-    face: [h, w, 3] float in [0, 1] (e.g. 100x100 model output).
-    box: where the face was cropped.
-
-  Returns:
-    [H, W, 3] float32 photo.
-  """
-  region = photo[box.top : box.top + box.size, box.left : box.left + box.size]
-  if region.shape[:2] != (box.size, box.size):
-    raise ValueError(f"paste_back: box {box} does not fit in a photo of shape {photo.shape}.")
-  m = feather_mask(box.size, feather=feather)
-  new = _resize(face, box.size)
-  if color_match:
-    new = match_color(new, region, m)
-  out = np.array(photo, np.float32, copy=True)
-  blended = m[..., None] * new + (1.0 - m[..., None]) * region
-  inside = m > 0  # write only where the mask is positive, so outside pixels are bit-identical
-  out[box.top : box.top + box.size, box.left : box.left + box.size][inside] = blended[inside]
-  return out
-
-
-# --- Marking outputs as synthetic -----------------------------------------------------------------
-
-
-def mark_synthetic(img: np.ndarray, *, text: str = "SYNTHETIC") -> np.ndarray:
-  """Draws a visible label (white text on a black band) on an image [H, W, 3] in [0, 1]."""
-  from PIL import Image, ImageDraw
-
-  u8 = Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8))
-  draw = ImageDraw.Draw(u8)
-  x0, y0, x1, y1 = draw.textbbox((0, 0), text)
-  h = y1 - y0 + 4
-  draw.rectangle((0, u8.height - h, x1 - x0 + 4, u8.height), fill=(0, 0, 0))
-  draw.text((2 - x0, u8.height - h + 2 - y0), text, fill=(255, 255, 255))
-  return np.asarray(u8, np.float32) / 255.0
-
-
-def save_synthetic_png(path: str | Path, img: np.ndarray, *, note: str = SYNTHETIC_NOTE) -> Path:
-  """Saves an image [H, W, 3] in [0, 1] as PNG with a visible SYNTHETIC mark and metadata
-  (tEXt chunks "synthetic" = "true" and "Description" = note)."""
-  from PIL import Image
-  from PIL.PngImagePlugin import PngInfo
-
-  info = PngInfo()
-  info.add_text("synthetic", "true")
-  info.add_text("Description", note)
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  u8 = np.round(np.clip(mark_synthetic(img), 0, 1) * 255).astype(np.uint8)
-  Image.fromarray(u8).save(path, pnginfo=info)
-  return path
+  return lambda s: take(x, y, r, batching.batch_indices(seed, s, len(ds), batch_size))

@@ -33,9 +33,11 @@ from genjax.train import state as tstate
 def setup(config: ml_collections.ConfigDict, workdir: str | Path):
   """(workdir, mesh, train_key) of a run: the workdir created; the mesh over config.num_devices
   devices (default: all), checked to split config.batch_size evenly; the training key
-  fold_in(key(config.seed), 1), whose per-step keys train_step folds in from the step."""
+  fold_in(key(config.seed), 1), whose per-step keys train_step folds in from the step. The config
+  is written to workdir/config.json, so a run can be restored before it has finished."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "config.json").write_text(config.to_json(indent=2))
   mesh = sharding.make_mesh(config.get("num_devices"))
   sharding.check_batch_size(config.batch_size, mesh)
   return workdir, mesh, jax.random.fold_in(jax.random.key(config.seed), 1)

@@ -1,10 +1,12 @@
-"""Face swap (b): adversarial autoencoder on all 158 LFW3D identities, Gaussian prior, latent mixing.
+"""Face swap (b): adversarial autoencoder on the five people with photos, Gaussian prior, latent mixing.
 
 Run:
   python scripts/train.py --config experiments/aae/configs/aae.py --workdir runs/faceswap/b
 Variants (comma-separated): default, gp (WGAN-GP on the latent discriminator), smoke (2 steps on
 generated faces).
-Data: $GENJAX_DATA_DIR/faces/lfw3d_90, 90% of each person's images for training, 10% held out.
+Data: $GENJAX_DATA_DIR/faces/lfw, the faces of the original photos found and aligned
+(genjax.data.faces.load_aligned; the `faces` extra); held-out photos (faces.is_held_out) never
+trained on.
 Writes results.json (self reconstruction L1 / PSNR / SSIM, identity accuracy of the head on h_id,
 code mean / std against the prior's 0 / 1, the latent discriminator's accuracy, 0.5 = fooled) and
 preview.png (faces, reconstructions, swaps by mixing [h_A,id | h_B,rest] both ways, faces from prior
@@ -21,10 +23,9 @@ VARIANTS = ("default", "gp", "smoke")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.dataset = "lfw3d"  # or "mock": generated faces for tests
-  c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw3d_90 (or ../shared/data/faces/lfw3d_90)
+  c.dataset = "lfw"  # aligned crops of the original photos, or "mock": generated faces for tests
+  c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw (or ../shared/data/faces/lfw)
   c.identity_a, c.identity_b = "George_W_Bush", "Colin_Powell"  # the pair of the previews
-  c.test_fraction = 0.1
   c.num_devices = None
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(100, 100, 3), channels=(32, 64, 128), latent_dim=128, identity_dim=32,
@@ -32,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   ))  # fmt: skip
   c.loss = ml_collections.ConfigDict(dict(
     mse=1.0, dssim=1.0, adversarial=0.01, identity=0.1, d_kind="minimax", gp_weight=0.0,
-    prior_std=1.0,
+    prior_std=1.0, background=0.2,
   ))  # fmt: skip
   c.augment = ml_collections.ConfigDict(dict(
     flip=True, rotate=10.0, scale=0.05, shift=0.05, warp=0.03, warp_grid=5, brightness=0.1,
@@ -52,7 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if name == "gp":
       c.loss.d_kind, c.loss.gp_weight = "wasserstein", 10.0
     elif name == "smoke":
-      c.dataset, c.test_fraction = "mock", 0.25
+      c.dataset = "mock"
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
       c.model.channels, c.model.latent_dim, c.model.identity_dim = (8, 8), 16, 4
       c.model.decoder_channels, c.model.disc_hidden = (8, 8), (16,)

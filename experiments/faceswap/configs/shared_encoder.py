@@ -3,10 +3,9 @@
 Run:
   python scripts/train.py --config experiments/faceswap/configs/shared_encoder.py --workdir runs/faceswap/a
 Variants (comma-separated): default, smoke (2 steps on small generated faces).
-Data: $GENJAX_DATA_DIR/faces/lfw3d_90 (LFW3D crops, resized to 100x100x3), 90% of each person's
-images for training, 10% held out. Expected (experiments/faceswap/README.md, Results): after 1500
-steps (--config.num_steps=1500, 26 min on 2 CPU cores) held-out self-swap PSNR 25.3 / 24.8 dB and
-blurry but recognisable swaps; 35% of swaps named as the source person by the evaluator net.
+Data: $GENJAX_DATA_DIR/faces/lfw (the original LFW photos), each face found by dlib and aligned to
+100x100x3 (genjax.data.faces.load_aligned; needs the `faces` extra); the held-out photos
+(faces.is_held_out: 47 of George_W_Bush, 25 of Colin_Powell) are never trained on.
 """
 
 import ml_collections
@@ -17,16 +16,15 @@ VARIANTS = ("default", "smoke")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.dataset = "lfw3d"  # or "mock": generated faces for tests
-  c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw3d_90 (or ../shared/data/faces/lfw3d_90)
+  c.dataset = "lfw"  # aligned crops of the original photos, or "mock": generated faces for tests
+  c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw (or ../shared/data/faces/lfw)
   c.identity_a, c.identity_b = "George_W_Bush", "Colin_Powell"
-  c.test_fraction = 0.1
   c.num_devices = None
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(100, 100, 3), channels=(32, 64, 128), latent_dim=256, decoder_channels=(64, 32),
     num_identities=2,
   ))  # fmt: skip
-  c.loss = ml_collections.ConfigDict(dict(mse=1.0, dssim=1.0))
+  c.loss = ml_collections.ConfigDict(dict(mse=1.0, dssim=1.0, background=0.2))
   c.augment = ml_collections.ConfigDict(dict(
     flip=True, rotate=10.0, scale=0.05, shift=0.05, warp=0.03, warp_grid=5, brightness=0.1,
     contrast=0.1, saturation=0.1,
@@ -42,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if name not in VARIANTS:
       raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
     if name == "smoke":
-      c.dataset, c.test_fraction = "mock", 0.25
+      c.dataset = "mock"
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
       c.model.channels, c.model.latent_dim, c.model.decoder_channels = (8, 8), 16, (8, 8)
       c.num_steps, c.batch_size, c.log_every, c.checkpoint_every = 2, 8, 1, 2

@@ -19,6 +19,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0
   c.dataset = "lfw3d"
   c.data_root = ""
+  c.photos = True  # also the aligned LFW photos of the five people (training files only)
+  c.photos_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw
   c.num_test_ids = 30  # held-out people for verification
   c.split_seed = 0  # the same split for both nets
   c.keep_train = ("George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld",
@@ -49,6 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.head = ml_collections.ConfigDict(dict(kind="arcface", scale=30.0, margin=0.3))
     elif name == "smoke":
       c.dataset, c.num_test_ids, c.keep_train, c.num_pairs = "mock", 3, (), 20
+      c.photos = False
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
       c.model.channels, c.model.embed_dim = (8, 8), 16
       c.num_steps, c.batch_size, c.log_every, c.checkpoint_every = 2, 16, 1, 2

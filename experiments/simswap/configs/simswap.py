@@ -1,4 +1,4 @@
-"""Face swap (c): identity-injection generator (AdaIN) with a multi-scale PatchGAN, all LFW3D people.
+"""Face swap (c): identity-injection generator (AdaIN) with a multi-scale PatchGAN, aligned LFW photos.
 
 Run (after the identity-loss net, whose workdir is config.identity_workdir):
   python scripts/train.py --config experiments/identity/configs/identity.py --workdir runs/identity/loss_net
@@ -23,10 +23,9 @@ VARIANTS = ("default", "smoke")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.dataset = "lfw3d"  # or "mock": generated faces for tests
-  c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw3d_90 (or ../shared/data/faces/lfw3d_90)
+  c.dataset = "lfw"  # aligned crops of the original photos, or "mock": generated faces for tests
+  c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw (or ../shared/data/faces/lfw)
   c.identity_workdir = "runs/identity/loss_net"
-  c.test_fraction = 0.1
   c.num_devices = None
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(100, 100, 3), channels=(32, 64, 128), num_blocks=4, id_dim=128,
@@ -34,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   ))  # fmt: skip
   c.loss = ml_collections.ConfigDict(dict(
     identity=10.0, reconstruction=10.0, feature_matching=10.0, gp=1e-5, adversarial=1.0,
-    fm_layers=1, same_fraction=0.5,
+    fm_layers=1, same_fraction=0.5, id_views=0,
   ))  # fmt: skip
   c.augment = ml_collections.ConfigDict(dict(
     flip=True, rotate=5.0, scale=0.03, shift=0.03, warp=0.0, warp_grid=5, brightness=0.05,
@@ -52,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if name not in VARIANTS:
       raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
     if name == "smoke":
-      c.dataset, c.test_fraction, c.identity_workdir = "mock", 0.25, ""
+      c.dataset, c.identity_workdir, c.loss.id_views = "mock", "", 2
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
       c.model.channels, c.model.num_blocks, c.model.id_dim = (8, 8, 8), 1, 16
       c.model.disc_channels = (8, 8, 8)

@@ -1,0 +1,203 @@
+"""Evaluation of face-swap methods on the held-out photos of a pair, judged by dlib.
+
+    rows, figures = face_swaps.evaluate(("George_W_Bush", "Colin_Powell"), swappers)
+
+`swappers` maps a method's name to one `make(source) -> (swap_faces, size)` per seed (each
+experiment's `face_swapper` with its workdir bound). Every held-out photo of each person (no
+network here trained on them; genjax.data.faces.is_held_out) is swapped towards the other person by
+the whole photo pipeline and scored by genjax.evaluate.face_identity. Two baselines come first:
+"copy target" (the photo unchanged) and "paste source" (a held-out photo of the source, aligned
+and pasted by the same code).
+"""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from genjax.evaluate import face_identity as fid
+from genjax.faces import align, blend, detect, mark
+
+FIELDS = ("match", "top1", "within_source", "beyond_target", "found", "landmark_error",
+          "face_change", "self_error")  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Photo:
+  """A whole photo with its face: file name, uint8 pixels, dlib's face nearest the centre."""
+
+  file: str
+  pixels: np.ndarray
+  face: detect.Face
+
+
+def photos(person: str, *, held_out: bool, root=None) -> list[Photo]:
+  """The original LFW photos of a person (`held_out`: the test files, else the training files)
+  in which dlib finds a face, the one nearest the centre (LFW centres the person it names)."""
+  from genjax.data import faces
+
+  root = Path(root) if root else faces.default_root("lfw")
+  out = []
+  for f in sorted((root / person).glob("*.jpg")):
+    if faces.is_held_out(f.name) != held_out:
+      continue
+    pixels = faces._read_rgb(f)
+    face = detect.nearest(detect.detect(pixels), np.array(pixels.shape[1::-1]) / 2)
+    if face is not None:
+      out.append(Photo(f.name, pixels, face))
+  return out
+
+
+def person_mean(person: str, root=None) -> np.ndarray:
+  """[128] mean descriptor of a person's training photos (never a held-out one), cached."""
+  make = lambda: np.mean([detect.descriptor(p.pixels, p.face)
+                          for p in photos(person, held_out=False, root=root)], 0)  # fmt: skip
+  return fid.cached(f"mean_{person}", make)
+
+
+def gallery(root=None) -> tuple[np.ndarray, tuple[str, ...]]:
+  """([P, 128] mean descriptors, names) of the LFW3D people (158), held-out files left out, cached."""
+  from genjax.data import faces
+
+  ds = faces.load(root)
+  keep = faces.split_held_out(ds)[0]
+  desc = fid.crop_descriptors(faces.subset(ds, keep), f"lfw3d_train_{len(keep)}")
+  return fid.class_means(desc, ds.y[keep], len(ds.names)), ds.names
+
+
+def swap_photo(photo: Photo, new_face, size: int, **paste) -> np.ndarray:
+  """uint8 photo with its face replaced by new_face(aligned crop [size, size, 3]) -> crop, pasted
+  back with genjax.faces.blend.paste_back (options `paste`)."""
+  x = photo.pixels.astype(np.float32) / 255.0
+  crop, m = align.crop(x, photo.face.landmarks5, size)
+  out = blend.paste_back(x, np.asarray(new_face(crop), np.float32), m, photo.face.landmarks68,
+                         **paste)  # fmt: skip
+  return np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+
+def face_region_change(outs, targets: list[Photo]) -> float:
+  """Mean |out - photo| (pixels in [0, 1]) inside the hull of each target's 68 landmarks."""
+  diffs = []
+  for out, p in zip(outs, targets, strict=True):
+    hull = blend.hull_mask(p.face.landmarks68, p.pixels.shape[:2]) > 0
+    diffs.append(np.abs(out.astype(np.float32) - p.pixels)[hull].mean() / 255.0)
+  return float(np.mean(diffs))
+
+
+def _summary(outs, targets, source, target, means, gal, names) -> dict:
+  scores = fid.score(outs, [p.face for p in targets], means[source], means[target], gal)
+  return dict(scores.summary(names.index(source)), face_change=face_region_change(outs, targets))
+
+
+def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos: int = 6,
+             root=None) -> tuple[dict, dict]:  # fmt: skip
+  """(rows, figures): rows[method] = {"seeds": [{direction: summary}], "mean": ..., "sd": ...}
+  with direction "A->B" (targets of A given B's identity), "B->A" and "both"; figures[name] a
+  before/after grid per direction (rows: photo, paste source, each method's first seed)."""
+  paste = paste or {}
+  targets = {p: photos(p, held_out=True, root=root) for p in pair}
+  means = {p: person_mean(p, root) for p in pair}
+  gal, names = gallery()
+  directions = [(pair[0], pair[1]), (pair[1], pair[0])]
+  key = lambda t, s: f"{t}->{s}"
+  shown = {t: np.linspace(0, len(targets[t]) - 1, figure_photos).round().astype(int)
+           for t, _ in directions}  # fmt: skip
+  tiles = {key(t, s): [[targets[t][i].pixels for i in shown[t]]] for t, s in directions}
+
+  def run(name, make_outputs, make_self=None, seed=0):
+    per = {}
+    for t, s in directions:
+      outs = make_outputs(t, s)
+      per[key(t, s)] = _summary(outs, targets[t], s, t, means, gal, names)
+      if make_self is not None:
+        per[key(t, s)]["self_error"] = face_region_change(make_self(t), targets[t])
+      if seed == 0 and name != "copy target":
+        tiles[key(t, s)].append([outs[i] for i in shown[t]])
+    n = {d: per[d]["n"] for d in per}
+    per["both"] = {k: float(np.average([per[d][k] for d in n], weights=list(n.values())))
+                   for k in per[next(iter(n))] if k != "n"}  # fmt: skip
+    per["both"]["n"] = sum(n.values())
+    return per
+
+  rows = {"copy target": [run("copy target", lambda t, s: [p.pixels for p in targets[t]])]}
+  crops = {p: [align.crop(q.pixels.astype(np.float32) / 255, q.face.landmarks5, 100)[0]
+               for q in targets[p]] for p in pair}  # fmt: skip
+
+  def paste_source(t, s):
+    return [swap_photo(p, lambda c, i=i: crops[s][i % len(crops[s])], 100, **paste)
+            for i, p in enumerate(targets[t])]  # fmt: skip
+
+  rows["paste source"] = [run("paste source", paste_source)]
+  for name, makers in swappers.items():
+    rows[name] = []
+    for seed, make in enumerate(makers):
+      by_source = {}
+
+      def outputs(t, s, make=make, by_source=by_source):
+        if s not in by_source:
+          by_source[s] = make(s)
+        fn, size = by_source[s]
+        return [swap_photo(p, lambda c: fn(c[None])[0], size, **paste) for p in targets[t]]
+
+      rows[name].append(run(name, outputs, lambda t, o=outputs: o(t, t), seed))
+  figures = {f"before_after_{d.replace('->', '_to_')}": _grid(v) for d, v in tiles.items()}
+  return {m: _aggregate(v) for m, v in rows.items()}, figures
+
+
+def _aggregate(seeds: list[dict]) -> dict:
+  out = {"seeds": seeds, "mean": {}, "sd": {}}
+  for d in seeds[0]:
+    for stat, fn in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0)):
+      out[stat][d] = {k: float(fn([s[d][k] for s in seeds])) for k in seeds[0][d]}
+  return out
+
+
+def _grid(rows: list[list[np.ndarray]], crop: int = 180) -> np.ndarray:
+  """Rows of photos, each cut to its central crop x crop, as one float image; every tile but those
+  of the first row (the originals) marked SYNTHETIC."""
+  tiles = []
+  for r, row in enumerate(rows):
+    for img in row:
+      h, w = img.shape[:2]
+      t, left = (h - crop) // 2, (w - crop) // 2
+      tile = img[t : t + crop, left : left + crop].astype(np.float32) / 255.0
+      tiles.append(tile if r == 0 else mark.mark_synthetic(tile))
+  ncol = len(rows[0])
+  lines = [np.concatenate(tiles[i : i + ncol], 1) for i in range(0, len(tiles), ncol)]
+  return np.concatenate(lines, 0)
+
+
+def save_figure(path, grid: np.ndarray) -> Path:
+  """A before/after grid as PNG with the synthetic metadata (its tiles are already marked)."""
+  from PIL import Image
+  from PIL.PngImagePlugin import PngInfo
+
+  info = PngInfo()
+  info.add_text("synthetic", "true")
+  info.add_text("Description", mark.SYNTHETIC_NOTE)
+  path = Path(path)
+  Image.fromarray(np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8)).save(path, pnginfo=info)
+  return path
+
+
+def _cell(row: dict, d: str, k: str, pct: bool) -> str:
+  m, s = row["mean"][d][k], row["sd"][d][k]
+  f = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.3f}")
+  return f"{f(m)} +- {f(s)}" if len(row["seeds"]) > 1 else f(m)
+
+
+def markdown(rows: dict) -> str:
+  """The results as a Markdown table (mean +- sd over seeds where there are several)."""
+  dirs = [d for d in next(iter(rows.values()))["mean"] if d != "both"]
+  head = ("| method | seeds | " + " | ".join(f"match {d}" for d in dirs) + " | top-1 (158) "
+          "| within 0.6 of source | 0.6 or more from target | landmark error | face change "
+          "| self-swap error |")  # fmt: skip
+  lines = [head, "|" + "---|" * (head.count("|") - 1)]
+  for name, row in rows.items():
+    cells = [_cell(row, d, "match", True) for d in dirs]
+    cells += [_cell(row, "both", k, True) for k in ("top1", "within_source", "beyond_target")]
+    cells += [_cell(row, "both", "landmark_error", False), _cell(row, "both", "face_change", False)]
+    cells.append(_cell(row, "both", "self_error", False) if "self_error" in row["mean"]["both"]
+                 else "-")  # fmt: skip
+    lines.append(f"| {name} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
