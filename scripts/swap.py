@@ -18,6 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+MODELS = {"a": "experiments.faceswap.train", "b": "experiments.aae.train",
+          "c": "experiments.simswap.train"}  # fmt: skip
+
 
 def main():
   p = argparse.ArgumentParser(
@@ -40,19 +43,15 @@ def main():
   opts = swap.SwapOptions(blend=a.blend, color=not a.no_color, smoothing=a.smoothing, pick=a.pick)
   media = video.open_media(a.input)  # fail early on a bad input, before loading a model
   reference = swap.mean_descriptor(a.target_ref) if a.pick == "identity" else None
-  swap_faces, size = _swapper(a.model, a.workdir, a.source)
+  swap_faces, size = swapper(a.model, a.workdir, a.source)
   report = swap.run(media, a.out, swap_faces, size, opts, reference=reference)
   print(f"{report.summary()}; written to {a.out} (marked SYNTHETIC)")
 
 
-def _swapper(model: str, workdir: str, source: str):
-  if model == "a":
-    from experiments.faceswap import train
-  elif model == "b":
-    from experiments.aae import train
-  else:
-    from experiments.simswap import train
-  return train.face_swapper(workdir, source)
+def swapper(model: str, workdir: str, source: str):
+  import importlib
+
+  return importlib.import_module(MODELS[model]).face_swapper(workdir, source)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,21 @@ def test_generator_and_discriminator_shapes(key):
   np.testing.assert_allclose(simswap.downsample(x)[0, 0, 0], x[0, :2, :2].mean((0, 1)), rtol=1e-6)
 
 
+def test_the_bottleneck_generator_passes_the_target_only_through_its_code(key):
+  cfg = simswap.SimSwapConfig(image_shape=SHAPE, channels=(4, 6, 8), num_blocks=1, id_dim=5,
+                              bottleneck=7, adain_decoder=True)  # fmt: skip
+  g = nn.build(lambda: simswap.Generator(cfg, rngs=nnx.Rngs(0)))
+  x = jax.random.uniform(key, (2, *SHAPE))
+  v = simswap.unit(jax.random.normal(key, (2, 5)))
+  chex.assert_shape(jax.jit(g.swap)(x, v), (2, *SHAPE))
+  # The target reaches the ID blocks through 7 numbers: d(output)/d(x) has rank <= 7 per example.
+  jac = jax.jit(jax.jacobian(lambda t: g(t[None], v[:1])[0, :6, :6, 0].reshape(-1)))(x[0])
+  assert np.linalg.matrix_rank(np.asarray(jac).reshape(36, -1), tol=1e-6) <= 7
+  # v also sets the decoder's normalization: the outputs differ for two identities.
+  out = jax.jit(g)(jnp.repeat(x[:1], 2, 0), v)
+  assert float(jnp.abs(out[0] - out[1]).max()) > 1e-4
+
+
 def test_the_identity_vector_is_injected(key):
   """The output depends on v (through AdaIN only) and each ID block's AdaIN sets its channel stats."""
   g = nn.build(lambda: simswap.Generator(CFG, rngs=nnx.Rngs(0)))
@@ -118,16 +133,20 @@ def test_generator_step_leaves_discriminator_and_identity_net_untouched(key):
 def test_generator_loss_is_the_weighted_sum_of_independently_computed_terms(key):
   defs, state, g_tx, d_tx, x, v, same = _setup(key)
   cfg = sim_train.LossConfig(identity=2.0, reconstruction=3.0, feature_matching=5.0,
-                             adversarial=0.5)  # fmt: skip
+                             adversarial=0.5, dssim=4.0)  # fmt: skip
   loss, t = jax.jit(lambda s: sim_train.g_terms(defs, s, s.g_params, x, v, same, key, cfg))(state)
   np.testing.assert_allclose(
-    loss, 0.5 * t["g_adv"] + 2 * t["id_loss"] + 3 * t["rec_l1"] + 5 * t["fm"], rtol=1e-5
+    loss,
+    0.5 * t["g_adv"] + 2 * t["id_loss"] + 3 * t["rec_l1"] + 4 * t["rec_dssim"] + 5 * t["fm"],
+    rtol=1e-5,
   )
   # Reference computations in NumPy from the raw network outputs.
   raw = jax.jit(lambda s: (jax.nn.sigmoid(sim_train.generator(defs, s)(x, v)),))(state)
   y = np.asarray(raw[0], np.float64)
   rec = np.abs(y - np.asarray(x))[:2].mean()  # examples 0, 1 are their own source
   np.testing.assert_allclose(t["rec_l1"], rec, rtol=1e-4)
+  dssim = np.asarray(losses.dssim(raw[0], x))[:2].mean()
+  np.testing.assert_allclose(t["rec_dssim"], dssim, rtol=1e-4)
   f = nnx.merge(defs.f, *state.id_vars)
   view = np.stack(
     [

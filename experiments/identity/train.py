@@ -85,6 +85,21 @@ def _with_photos(config, ds: faces.FaceDataset, tr: np.ndarray):
   return joined, np.concatenate([tr, len(ds) + np.arange(len(x))])
 
 
+def photo_identification(config, graphdef, state, names) -> dict:
+  """Accuracy of naming the person of each held-out aligned photo (identity view) among the people
+  with photos, by the nearest class weight: how well the net tells them apart in the swap models'
+  domain, on photos it never trained on."""
+  photos = faces.load_aligned(config.photos_root or None)
+  photos = faces.subset(photos, faces.split_held_out(photos)[1])
+  people = [n for n in photos.names if n in names]
+  keep = np.flatnonzero(np.isin(np.asarray(photos.names)[photos.y], people))
+  v = embed(graphdef, state, identity_views(photos.x[keep], config.model.image_shape[0]) / 255.0)
+  w = np.asarray(state.params["class_weights"][...])[:, [names.index(n) for n in people]]
+  guess = np.asarray(people)[(v / np.linalg.norm(v, axis=1, keepdims=True) @ w).argmax(1)]
+  truth = np.asarray(photos.names)[photos.y[keep]]
+  return {"accuracy": float((guess == truth).mean()), "num_photos": len(keep), "people": people}
+
+
 def verification_pairs(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """n same-identity and n different-identity index pairs [2n, 2] and labels [2n] (1 = same)."""
   rng = np.random.default_rng(seed)
@@ -166,6 +181,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results.update(step=int(state.step), num_train_ids=len(train.names),
                  num_test_ids=int(len(np.unique(test.y))), num_pairs=2 * config.num_pairs,
                  config=config.to_dict())  # fmt: skip
+  if config.get("photos"):
+    results["photo_identification"] = photo_identification(config, graphdef, state, train.names)
   writer.write_scalars(int(state.step), {"verification_acc": results["verification_acc"]})
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
   writer.close()

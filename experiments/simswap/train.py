@@ -57,6 +57,8 @@ class LossConfig:
   fm_layers: int = 1  # feature maps of each PatchGAN matched, counted from its last hidden layer
   same_fraction: float = 0.5  # share of each batch that is its own source
   id_views: int = 0  # > 0: the identity loss averaged over this many random views of the swap
+  dssim: float = 0.0  # weight of DSSIM in the reconstruction (0 in SimSwap)
+  background: float = 1.0  # weight of the reconstruction error off the face region
 
 
 @struct.dataclass
@@ -159,9 +161,16 @@ def d_step(state: SimSwapState, x_t, fake, key, *, defs: Defs, d_tx, cfg: LossCo
   return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), terms
 
 
-def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, key, cfg: LossConfig):
-  """(L_G, its terms) of the generator with parameters g_params; D and F are held fixed."""
-  fake = jax.nn.sigmoid(generator(defs, state, g_params)(x_t, v_s))
+def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, key, cfg: LossConfig, *,
+            x_in=None, weight=None):  # fmt: skip
+  """(L_G, its terms) of the generator with parameters g_params; D and F are held fixed.
+
+  x_in: the generator's input (default x_t; the randomly warped x_t when the augmentation warps);
+  weight [B, H, W]: the face region (default all ones); the reconstruction error off it counts
+  cfg.background as much.
+  """
+  x_in = x_t if x_in is None else x_in
+  fake = jax.nn.sigmoid(generator(defs, state, g_params)(x_in, v_s))
   disc = discriminator(defs, state)
   fake_out, real_out = disc(fake), disc(x_t)
   adv = sum(losses.gan_g_loss(f.reshape(-1), kind="hinge").mean() for f, _ in fake_out)
@@ -170,15 +179,20 @@ def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, key, cfg:
            ).mean() for (_, ff), (_, rf) in zip(fake_out, real_out, strict=True))  # fmt: skip
   ident = identity_term(defs, state, fake, v_s, key, cfg.id_views)
   w = same.astype(fake.dtype)
-  l1 = jnp.abs(fake - x_t).reshape(x_t.shape[0], -1).mean(1)
+  region = jnp.ones(x_t.shape[:3], x_t.dtype) if weight is None else weight
+  y = x_t + (cfg.background + (1.0 - cfg.background) * region)[..., None] * (fake - x_t)
+  l1 = jnp.abs(y - x_t).reshape(x_t.shape[0], -1).mean(1)
   rec = (w * l1).sum() / jnp.maximum(w.sum(), 1.0)
+  dssim = (w * losses.dssim(y, x_t)).sum() / jnp.maximum(w.sum(), 1.0)
   loss = (cfg.adversarial * adv + cfg.identity * ident + cfg.reconstruction * rec
-          + cfg.feature_matching * fm)  # fmt: skip
-  return loss, {"g_adv": adv, "fm": fm, "id_loss": ident, "rec_l1": rec, "g_loss": loss}
+          + cfg.dssim * dssim + cfg.feature_matching * fm)  # fmt: skip
+  return loss, {"g_adv": adv, "fm": fm, "id_loss": ident, "rec_l1": rec, "rec_dssim": dssim,
+                "g_loss": loss}  # fmt: skip
 
 
-def g_step(state: SimSwapState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg: LossConfig):
-  objective = lambda p: g_terms(defs, state, p, x_t, v_s, same, key, cfg)
+def g_step(state: SimSwapState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg: LossConfig,
+           x_in=None, weight=None):  # fmt: skip
+  objective = lambda p: g_terms(defs, state, p, x_t, v_s, same, key, cfg, x_in=x_in, weight=weight)
   grads, terms = jax.grad(objective, has_aux=True)(state.g_params)
   updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
   return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt), terms
@@ -189,16 +203,16 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.Augmen
   update."""
 
   def train_step(state: SimSwapState, batch, key: jax.Array):
-    x = batch[0]
+    x, _, region = batch
     step_key = jax.random.fold_in(key, state.step)
-    _, x_t = augment.augment(jax.random.fold_in(step_key, 0), x, aug)
+    x_in, x_t, weight = augment.augment(jax.random.fold_in(step_key, 0), x, aug, mask=region)
     x_s, same = make_pairs(x_t, cfg.same_fraction)
     v_s = jax.lax.stop_gradient(identity_vector(defs, state, x_s))
-    fake = jax.lax.stop_gradient(jax.nn.sigmoid(generator(defs, state)(x_t, v_s)))
+    fake = jax.lax.stop_gradient(jax.nn.sigmoid(generator(defs, state)(x_in, v_s)))
     state, d_terms = d_step(state, x_t, fake, jax.random.fold_in(step_key, 1), defs=defs,
                             d_tx=d_tx, cfg=cfg)  # fmt: skip
     state, g_terms_ = g_step(state, x_t, v_s, same, jax.random.fold_in(step_key, 2), defs=defs,
-                             g_tx=g_tx, cfg=cfg)  # fmt: skip
+                             g_tx=g_tx, cfg=cfg, x_in=x_in, weight=weight)  # fmt: skip
     metrics = dict(d_terms, **g_terms_)
     metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]  # one scalar for the NaN check
     return state.replace(step=state.step + 1), metrics

@@ -140,7 +140,7 @@ def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos
         return [swap_photo(p, lambda c: fn(c[None])[0], size, **paste) for p in targets[t]]
 
       rows[name].append(run(name, outputs, lambda t, o=outputs: o(t, t), seed))
-  figures = {f"before_after_{d.replace('->', '_to_')}": _grid(v) for d, v in tiles.items()}
+  figures = {f"before_after_{d.replace('->', '_to_')}": grid(v) for d, v in tiles.items()}
   return {m: _aggregate(v) for m, v in rows.items()}, figures
 
 
@@ -152,7 +152,7 @@ def _aggregate(seeds: list[dict]) -> dict:
   return out
 
 
-def _grid(rows: list[list[np.ndarray]], crop: int = 180) -> np.ndarray:
+def grid(rows: list[list[np.ndarray]], crop: int = 180) -> np.ndarray:
   """Rows of photos, each cut to its central crop x crop, as one float image; every tile but those
   of the first row (the originals) marked SYNTHETIC."""
   tiles = []

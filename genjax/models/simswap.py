@@ -6,8 +6,18 @@ blocks whose AdaIN scale and shift are a linear function of the source identity 
 lighting with the source's identity. One generator serves every pair of people, unlike (a).
 
   encoder   3x3 conv (c0), then stride-2 3x3 convs c0 -> c1 -> c2     100 -> 50 -> 25
+  [bottleneck: one more stride-2 conv (25 -> 13), linear to a code of `bottleneck` entries, linear
+   back to 25x25xc2]
   ID blocks x + AdaIN(conv(relu(AdaIN(conv(x), v))), v), num_blocks times at 25x25xc2
-  decoder   4x4 stride-2 transposed convs c2 -> c1 -> c0, 3x3 conv to RGB logits
+  decoder   4x4 stride-2 transposed convs c2 -> c1 -> c0 [each followed by AdaIN(., v) with
+            adain_decoder], 3x3 conv to RGB logits
+
+SimSwap's generator (bottleneck 0) carries the whole target at 25x25xc2 past the ID blocks; with a
+weak identity net it learns to keep the target and move the net's embedding by patterns the eye
+does not see (experiments/faceswap/README.md). With a bottleneck the code can hold pose,
+expression and light but not the fine detail of a face, so the decoder must draw the face, and the
+identity it draws comes in through AdaIN: the shared-encoder mechanism of model (a), with one
+decoder whose normalization is set by the identity vector instead of one decoder per person.
 
 The discriminator is a PatchGAN (Isola et al. 2017) at num_scales resolutions (the image, then
 average-pooled by 2 each time; pix2pixHD, Wang et al. 2018): 4x4 convs with leaky ReLU, stride 2,
@@ -34,6 +44,8 @@ class SimSwapConfig:
   id_dim: size of the identity vector v (the identity net's embedding).
   disc_channels: widths of the PatchGAN's three hidden convs.
   num_scales: PatchGANs, one per resolution (image, image / 2, ...).
+  bottleneck: 0 (SimSwap: no bottleneck) or the size of the code between encoder and ID blocks.
+  adain_decoder: AdaIN(., v) after each transposed conv of the decoder too.
   """
 
   image_shape: tuple[int, int, int] = (100, 100, 3)
@@ -42,6 +54,8 @@ class SimSwapConfig:
   id_dim: int = 128
   disc_channels: tuple[int, int, int] = (32, 64, 128)
   num_scales: int = 2
+  bottleneck: int = 0
+  adain_decoder: bool = False
 
 
 def _conv(a: int, b: int, k: int, s: int, rngs: nnx.Rngs) -> nnx.Conv:
@@ -78,9 +92,17 @@ class Generator(nnx.Module):
     self.stem = _conv(c, c0, 3, 1, rngs)
     self.down1 = _conv(c0, c1, 3, 2, rngs)
     self.down2 = _conv(c1, c2, 3, 2, rngs)
+    self.grid = (h // 4, w // 4, c2)
+    if cfg.bottleneck:
+      self.down3 = _conv(c2, c2, 3, 2, rngs)
+      n = -(-h // 8) * -(-w // 8) * c2
+      self.to_code = nnx.Linear(n, cfg.bottleneck, rngs=rngs)
+      self.from_code = nnx.Linear(cfg.bottleneck, h // 4 * (w // 4) * c2, rngs=rngs)
     self.blocks = nnx.List([IDBlock(c2, cfg.id_dim, rngs=rngs) for _ in range(cfg.num_blocks)])
     self.up1 = nn.ConvTranspose2x(c2, c1, rngs=rngs)
     self.up2 = nn.ConvTranspose2x(c1, c0, rngs=rngs)
+    if cfg.adain_decoder:
+      self.up_norms = nnx.List([nn.AdaIN(f, cfg.id_dim, rngs=rngs) for f in (c1, c0)])
     self.to_rgb = _conv(c0, c, 3, 1, rngs)
 
   def __call__(self, x: jax.Array, v: jax.Array) -> jax.Array:
@@ -89,9 +111,14 @@ class Generator(nnx.Module):
       raise ValueError(f"Generator: want v [{x.shape[0]}, {self.id_dim}], got {v.shape}.")
     h = _act(self.stem(2.0 * x - 1.0))
     h = _act(self.down2(_act(self.down1(h))))
+    if hasattr(self, "to_code"):
+      code = self.to_code(_act(self.down3(h)).reshape(x.shape[0], -1))
+      h = _act(self.from_code(code)).reshape(x.shape[0], *self.grid)
     for block in self.blocks:
       h = block(h, v)
-    h = _act(self.up2(_act(self.up1(h))))
+    norms = getattr(self, "up_norms", (lambda h, v: h, lambda h, v: h))
+    h = _act(norms[0](self.up1(h), v))
+    h = _act(norms[1](self.up2(h), v))
     return self.to_rgb(h)
 
   def swap(self, x_target: jax.Array, v_source: jax.Array) -> jax.Array:

@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.identity_a, c.identity_b = "George_W_Bush", "Colin_Powell"
   c.num_devices = None
   c.model = ml_collections.ConfigDict(dict(
-    image_shape=(100, 100, 3), channels=(32, 64, 128), latent_dim=256, decoder_channels=(64, 32),
+    image_shape=(100, 100, 3), channels=(32, 64, 128), latent_dim=256, decoder_channels=(128, 64),
     num_identities=2,
   ))  # fmt: skip
   c.loss = ml_collections.ConfigDict(dict(mse=1.0, dssim=1.0, background=0.2))
@@ -31,9 +31,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   ))  # fmt: skip
   c.learning_rate = 5e-4
   c.batch_size = 16  # per identity
-  c.num_steps = 3000
+  c.num_steps = 4000
   c.log_every = 50
-  c.checkpoint_every = 500
+  c.checkpoint_every = 1000
   c.time_limit_minutes = 0.0  # > 0: stop the loop after this long (then checkpoint and evaluate)
   c.progress = True
   for name in filter(None, (arg or "default").split(",")):

@@ -17,7 +17,7 @@ held-out self-swap PSNR 25.5 dB, and 71% of swaps named as the source person by 
 
 import ml_collections
 
-VARIANTS = ("default", "smoke")
+VARIANTS = ("default", "bottleneck", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -29,11 +29,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_devices = None
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(100, 100, 3), channels=(32, 64, 128), num_blocks=4, id_dim=128,
-    disc_channels=(32, 64, 128), num_scales=2,
+    disc_channels=(32, 64, 128), num_scales=2, bottleneck=0, adain_decoder=False,
   ))  # fmt: skip
   c.loss = ml_collections.ConfigDict(dict(
     identity=10.0, reconstruction=10.0, feature_matching=10.0, gp=1e-5, adversarial=1.0,
-    fm_layers=1, same_fraction=0.5, id_views=0,
+    fm_layers=1, same_fraction=0.5, id_views=0, dssim=0.0, background=1.0,
   ))  # fmt: skip
   c.augment = ml_collections.ConfigDict(dict(
     flip=True, rotate=5.0, scale=0.03, shift=0.03, warp=0.0, warp_grid=5, brightness=0.05,
@@ -50,7 +50,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   for name in filter(None, (arg or "default").split(",")):
     if name not in VARIANTS:
       raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
-    if name == "smoke":
+    if name == "bottleneck":  # a code between encoder and ID blocks; AdaIN in the decoder too
+      c.model.bottleneck, c.model.adain_decoder, c.model.num_blocks = 256, True, 2
+      c.loss.id_views, c.loss.dssim, c.loss.background = 2, 10.0, 0.2
+      c.loss.feature_matching = 1.0  # the target's pose comes through the code; FM only steadies D
+      c.augment.warp = 0.03  # the input warped as in (a); targets unwarped
+    elif name == "smoke":
       c.dataset, c.identity_workdir, c.loss.id_views = "mock", "", 2
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
       c.model.channels, c.model.num_blocks, c.model.id_dim = (8, 8, 8), 1, 16
