@@ -6,6 +6,12 @@ Variants (comma-separated): default, smoke (2 steps on small generated faces).
 Data: $GENJAX_DATA_DIR/faces/lfw (the original LFW photos), each face found by dlib and aligned to
 100x100x3 (genjax.data.faces.load_aligned; needs the `faces` extra); the held-out photos
 (faces.is_held_out: 47 of George_W_Bush, 25 of Colin_Powell) are never trained on.
+Writes results.json (held-out self-swap L1 / PSNR / SSIM over the whole crop) and preview.png.
+Then, judged by dlib: python scripts/eval_faceswap.py --a runs/faceswap/a; on a photo or video:
+  python scripts/swap.py --model a --workdir runs/faceswap/a --input IN --out OUT --source Colin_Powell
+Expected (experiments/faceswap/README.md, Results): about 1.46 s per step on 2 CPU cores; at step
+2475 (--config.num_steps=2475) 67.4% (Bush -> Powell) and 68.0% (Powell -> Bush) of held-out swaps
+match the source under dlib, landmark error 0.041 (copy target 0, paste source 0.091).
 """
 
 import ml_collections
