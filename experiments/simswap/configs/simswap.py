@@ -4,16 +4,16 @@ Run (after the identity-loss net, whose workdir is config.identity_workdir):
   python scripts/train.py --config experiments/identity/configs/identity.py --workdir runs/identity/loss_net
   python scripts/train.py --config experiments/simswap/configs/simswap.py:bottleneck --workdir runs/faceswap/c
 Variants (comma-separated): default (the paper's generator), bottleneck (a code between encoder and
-ID blocks, AdaIN in the decoder: the variant that swaps here), smoke (2 steps on generated faces
+ID blocks, AdaIN in the decoder: the variant trained here), smoke (2 steps on generated faces
 with a random frozen identity net).
 Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
 gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020).
 Writes results.json (held-out self-swap L1 / PSNR / SSIM; cosines under the identity-loss net,
 which the generator optimizes: not evidence of a swap) and preview.png (a swap matrix). Swaps are
 judged by dlib: scripts/eval_faceswap.py --c runs/faceswap/c.
-Expected (experiments/faceswap/README.md, Results): default, 600 steps: the target comes back
-unchanged (0 of 71 held-out swaps match the source under dlib). bottleneck: about 2.1 s per
-step on 2 CPU cores; at step 2892 (--config.num_steps=2892) 17.4% / 28.0% of held-out swaps match
+Expected (experiments/faceswap/README.md, Results): default with --config.loss.id_views=2, 600
+steps: the target comes back unchanged (0 of 71 held-out swaps match the source under dlib).
+bottleneck: about 2.1 s per step on 2 CPU cores; at step 2892 (--config.num_steps=2892) 17.4% / 28.0% of held-out swaps match
 the source under dlib (23.9% / 48.0% at step 1500), face-region change 0.054 against a self-swap
 error of 0.035.
 """
