@@ -13,9 +13,9 @@ which the generator optimizes: not evidence of a swap) and preview.png (a swap m
 judged by dlib: scripts/eval_faceswap.py --c runs/faceswap/c.
 Expected (experiments/faceswap/README.md, Results): default with --config.loss.id_views=2, 600
 steps: the target comes back unchanged (0 of 71 held-out swaps match the source under dlib).
-bottleneck: about 2.1 s per step on 2 CPU cores; at step 2892 (--config.num_steps=2892) 17.4% / 28.0% of held-out swaps match
-the source under dlib (23.9% / 48.0% at step 1500), face-region change 0.054 against a self-swap
-error of 0.035.
+bottleneck: about 2.1 s per step on 2 CPU cores; at step 2892 (--config.num_steps=2892) 17.4% /
+28.0% of held-out swaps match the source under dlib (23.9% / 48.0% at step 1500), face-region
+change 0.054 against a self-swap error of 0.035.
 """
 
 import ml_collections
