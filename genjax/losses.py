@@ -498,6 +498,15 @@ def dssim(x: jax.Array, y: jax.Array, **kw) -> jax.Array:
   return (1.0 - ssim(x, y, **kw)) / 2.0
 
 
+def face_weighted(x_hat: jax.Array, target: jax.Array, region: jax.Array, background: float):
+  """x_hat pulled towards target off the face: target + w (x_hat - target), w = 1 on the face and
+  `background` off it (region [B, H, W] in [0, 1], the face region). A reconstruction loss of the
+  result against target weights x_hat's error by w per pixel (w^2 for the squared error), so a
+  face-swap decoder spends its capacity where the paste-back uses it. Returns x_hat's shape."""
+  w = (background + (1.0 - background) * region)[..., None]
+  return target + w * (x_hat - target)
+
+
 def identity_loss(v_result: jax.Array, v_source: jax.Array, *, eps: float = 1e-8) -> jax.Array:
   """Identity loss per example, 1 - cos(v_result, v_source) in [0, 2] (SimSwap, Chen et al. 2020).
 

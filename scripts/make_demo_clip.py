@@ -3,7 +3,7 @@
 on video where no video of a person is at hand.
 
   python scripts/make_demo_clip.py --out runs/faceswap/clip.mp4 --frames 16 \
-      ../shared/data/faces/lfw/George_W_Bush/George_W_Bush_0010.jpg ...
+      ../shared/data/faces/lfw/George_W_Bush/George_W_Bush_0004.jpg ...
 """
 
 import argparse

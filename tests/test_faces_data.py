@@ -234,3 +234,14 @@ def test_tfds_image_folder_reader_gives_the_pil_readers_faces_and_labels(tmp_pat
   assert tfd.x.shape == pil.x.shape and diff.max() <= 8 and diff.mean() < 2
   with pytest.raises(ValueError, match="reader"):
     faces.load(str(tmp_path / "crops"), reader="cv2")
+
+
+def test_face_weighted_keeps_the_face_and_scales_the_error_off_it(key):
+  x_hat, target = jax.random.uniform(key, (2, 2, 6, 6, 3))
+  region = jnp.zeros((2, 6, 6)).at[:, 1:4, 2:5].set(1.0)
+  y = np.asarray(losses.face_weighted(x_hat, target, region, 0.2))
+  face = np.asarray(region, bool)
+  np.testing.assert_allclose(y[face], np.asarray(x_hat)[face], rtol=1e-6)
+  np.testing.assert_allclose(y[~face] - np.asarray(target)[~face],
+                             0.2 * np.asarray(x_hat - target)[~face], rtol=1e-5, atol=1e-7)  # fmt: skip
+  np.testing.assert_allclose(losses.face_weighted(x_hat, target, region, 1.0), x_hat, rtol=1e-6)

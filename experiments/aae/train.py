@@ -105,8 +105,7 @@ def ae_step(state: AAEState, x_in, target, weight, y, *, ae_def, d_def, ae_tx, c
   def objective(ae_params):
     model = nnx.merge(ae_def, ae_params, state.ae_rest)
     logits, aux = model(x_in)
-    w = (cfg.background + (1.0 - cfg.background) * weight)[..., None]
-    x_hat = target + w * (jax.nn.sigmoid(logits) - target)
+    x_hat = losses.face_weighted(jax.nn.sigmoid(logits), target, weight, cfg.background)
     mse, dssim = losses.mse(x_hat, target).mean(), losses.dssim(x_hat, target).mean()
     adv = losses.gan_g_loss(
       nnx.merge(d_def, state.d_params, state.d_rest)(aux["h"]), kind="non_saturating"

@@ -42,8 +42,7 @@ class LossConfig:
 def recon_loss(model, x_in, target, weight, identity: int, cfg: LossConfig):
   """weight [B, H, W] in [0, 1]: the face region; the error outside it is scaled by background."""
   x_hat = jax.nn.sigmoid(model(x_in, identity)[0])
-  w = (cfg.background + (1.0 - cfg.background) * weight)[..., None]
-  y = target + w * (x_hat - target)
+  y = losses.face_weighted(x_hat, target, weight, cfg.background)
   mse, dssim = losses.mse(y, target).mean(), losses.dssim(y, target).mean()
   return cfg.mse * mse + cfg.dssim * dssim, mse, dssim
 

@@ -179,8 +179,7 @@ def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, key, cfg:
            ).mean() for (_, ff), (_, rf) in zip(fake_out, real_out, strict=True))  # fmt: skip
   ident = identity_term(defs, state, fake, v_s, key, cfg.id_views)
   w = same.astype(fake.dtype)
-  region = jnp.ones(x_t.shape[:3], x_t.dtype) if weight is None else weight
-  y = x_t + (cfg.background + (1.0 - cfg.background) * region)[..., None] * (fake - x_t)
+  y = fake if weight is None else losses.face_weighted(fake, x_t, weight, cfg.background)
   l1 = jnp.abs(y - x_t).reshape(x_t.shape[0], -1).mean(1)
   rec = (w * l1).sum() / jnp.maximum(w.sum(), 1.0)
   dssim = (w * losses.dssim(y, x_t)).sum() / jnp.maximum(w.sum(), 1.0)
