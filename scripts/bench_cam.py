@@ -52,32 +52,27 @@ def run_genjax(args, x: np.ndarray, out: Path) -> dict:
   from genjax.explain import cam
 
   graphdef, params, rest, _ = _model(args.model)
+  from flax import nnx
+
+  model = nnx.merge(graphdef, params, rest)
   res = {}
   for mode, n in (("closed_form", len(x)), ("exact", args.exact_images)):
-    fns = {
-      norm: cam.make_explainer(
-        graphdef,
-        layers=LAYERS,
-        methods=("gradcam++",),
-        score="exp",
-        derivatives=mode,
-        normalize_alpha=norm,
-      )  # fmt: skip
-      for norm in (False, True)
-    }
+    kw = dict(layers=LAYERS, methods=("gradcam++",), score="exp", derivatives=mode)
+    fns = {norm: (lambda xb, norm=norm, kw=kw: cam.explain(model, xb, normalize_alpha=norm, **kw))
+           for norm in (False, True)}  # fmt: skip
     xb = jax.device_put(x[:n])
     t0 = time.perf_counter()
-    jax.block_until_ready(fns[False](params, rest, xb))
+    jax.block_until_ready(fns[False](xb))
     first = time.perf_counter() - t0
     calls, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < (args.seconds if mode == "closed_form" else 0) or calls < 1:
-      maps = jax.block_until_ready(fns[False](params, rest, xb))
+      maps = jax.block_until_ready(fns[False](xb))
       calls += 1
     dt = (time.perf_counter() - t0) / calls
     res[mode] = {"maps_per_s": n * len(LAYERS) * 10 / dt, "s_per_call": dt, "images": n,
                  "first_call_s": first}  # fmt: skip
     if mode == "closed_form":
-      tkv_like = fns[True](params, rest, xb)
+      tkv_like = fns[True](xb)
       np.savez(out / "genjax.npz", **{
         f"{name}/{norm}": np.asarray(jax.nn.relu(m["gradcam++"][name]["raw"]))
         for norm, m in (("paper", maps), ("tkv", tkv_like)) for name in LAYERS})  # fmt: skip
@@ -109,10 +104,12 @@ def run_tkv(args, x: np.ndarray, out: Path) -> dict:
   logits = keras.layers.Dense(10, name="head")(keras.layers.GlobalAveragePooling2D()(h))
   model = keras.Model(inp, logits)
   for k in range(j):
-    model.get_layer(f"conv{k}").set_weights([np.asarray(params["convs"][k]["kernel"][...])])
+    s, d = f"stage{k // mcfg['depth'] + 1}", k % mcfg["depth"]
+    p, r = params[s], rest[s]
+    model.get_layer(f"conv{k}").set_weights([np.asarray(p["convs"][d]["kernel"][...])])
     model.get_layer(f"bn{k}").set_weights([np.asarray(v) for v in (
-      params["norms"][k]["scale"][...], params["norms"][k]["bias"][...],
-      rest["norms"][k]["mean"][...], rest["norms"][k]["var"][...])])  # fmt: skip
+      p["norms"][d]["scale"][...], p["norms"][d]["bias"][...],
+      r["norms"][d]["mean"][...], r["norms"][d]["var"][...])])  # fmt: skip
   model.get_layer("head").set_weights(
     [np.asarray(params["head"]["kernel"][...]), np.asarray(params["head"]["bias"][...])]
   )

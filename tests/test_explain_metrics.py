@@ -58,6 +58,7 @@ def test_blur_keeps_constant_images_and_masked_inputs_scale_pixels():
 def test_classifier_training_and_explanation_smoke(tmp_path):
   from experiments.cam import explain, train
   from experiments.cam.configs import classifier as cfgs
+  from genjax.explain import cam
 
   config = cfgs.get_config("smoke")
   assert cfgs.get_config("ae").num_steps is None and cfgs.get_config("ae").epochs == 10
@@ -100,7 +101,11 @@ def test_classifier_training_and_explanation_smoke(tmp_path):
                                         for i in (1, 2, 3))}  # fmt: skip
   for r in rows.values():
     assert 0 <= r["average_drop"] <= 100 and 0 <= r["deletion_auc"] <= 1
-  assert len(out["sanity"]) == 4  # head, +stage3, +stage2, +stage1
+  assert set(out["methods"]["rows"]) == {f"{m}/stage3" for m in cam.METHODS}
+  for r in out["methods"]["rows"].values():
+    assert 0 <= r["road_morf"] <= 1 and 0 <= r["road_lerf"] <= 1
+  assert list(out["sanity"]) == ["head", "head+stage3", "head+stage3+stage2",
+                                 "head+stage3+stage2+stage1"]  # fmt: skip
   pngs = list((tmp_path / "explain").glob("overlays_*.png"))
   assert pngs and all(p.stat().st_size > 0 for p in pngs)
   assert json.loads((tmp_path / "explain" / "explain.json").read_text())["layers"] == [

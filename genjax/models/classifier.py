@@ -38,6 +38,27 @@ class ClassifierConfig:
   decoder: bool = True
 
 
+class Stage(nnx.Module):
+  """(2x2 max pooling unless first) -> depth x (3x3 conv, batch norm, activation)."""
+
+  def __init__(self, c_in: int, c_out: int, depth: int, activation: str, *, pool: bool, rngs):
+    convs, norms = [], []
+    for _ in range(depth):
+      convs.append(nn.Conv(c_in, c_out, (3, 3), padding=1, use_bias=False, rngs=rngs))
+      norms.append(nnx.BatchNorm(c_out, momentum=0.9, rngs=rngs))
+      c_in = c_out
+    self.convs, self.norms = nnx.List(convs), nnx.List(norms)
+    self.pool = pool
+    self.act = nn.activation(activation)
+
+  def __call__(self, h: jax.Array) -> jax.Array:
+    if self.pool:
+      h = nn.max_pool_2x2(h)
+    for conv, norm in zip(self.convs, self.norms, strict=True):
+      h = self.act(norm(conv(h)))
+    return h
+
+
 class Classifier(nnx.Module):
   def __init__(self, cfg: ClassifierConfig, *, rngs: nnx.Rngs):
     if len(cfg.channels) < 3:
@@ -47,14 +68,11 @@ class Classifier(nnx.Module):
     if h % 2**pools or w % 2**pools:
       raise ValueError(f"image size {h}x{w} must be divisible by {2**pools} ({pools} poolings).")
     self.layers = self.layer_names(cfg.channels)
-    convs, norms, c_in = [], [], c
-    for c_out in cfg.channels:
-      for _ in range(cfg.depth):
-        convs.append(nn.Conv(c_in, c_out, (3, 3), padding=1, use_bias=False, rngs=rngs))
-        norms.append(nnx.BatchNorm(c_out, momentum=0.9, rngs=rngs))
-        c_in = c_out
-    self.convs, self.norms = nnx.List(convs), nnx.List(norms)
-    self.depth = cfg.depth
+    c_in = c
+    for i, (name, c_out) in enumerate(zip(self.layers, cfg.channels, strict=True)):
+      stage = Stage(c_in, c_out, cfg.depth, cfg.activation, pool=i > 0, rngs=rngs)
+      setattr(self, name, stage)
+      c_in = c_out
     self.head = nnx.Linear(c_in, cfg.num_classes, rngs=rngs)
     self.act = nn.activation(cfg.activation)
     # Decoder: last stage -> x2 -> ... -> full size, one transposed conv per pooling.
@@ -66,38 +84,16 @@ class Classifier(nnx.Module):
 
   @staticmethod
   def layer_names(channels) -> tuple[str, ...]:
-    """The explainable layers: ("stage1", ..., "stageN")."""
+    """The explainable layers, module paths of the stages: ("stage1", ..., "stageN")."""
     return tuple(f"stage{i + 1}" for i in range(len(channels)))
 
-  def _stage(self, i: int, h: jax.Array) -> jax.Array:
-    if i > 0:  # 2x2 max pooling between stages
-      h = nn.max_pool_2x2(h)
-    for j in range(i * self.depth, (i + 1) * self.depth):
-      h = self.act(self.norms[j](self.convs[j](h)))
-    return h
-
-  def features(self, x: jax.Array, perturb: dict | None = None) -> dict:
-    """x [B, H, W, C] -> {layer: activation [B, h, w, c]}.
-
-    perturb: optional {layer: delta} added to that layer's output before the next stage reads it.
-    Differentiating with respect to delta at 0 gives derivatives with respect to the activation,
-    for every layer in one pass.
-    """
+  def features(self, x: jax.Array) -> dict:
+    """x [B, H, W, C] -> {layer: activation [B, h, w, c]} (each stage's output)."""
     nn.check_images(x, self.image_shape, "Classifier")
     feats, h = {}, x
-    for i, name in enumerate(self.layers):
-      h = self._stage(i, h)
-      if perturb is not None and name in perturb:
-        h = h + perturb[name]
-      feats[name] = h
+    for name in self.layers:
+      h = feats[name] = getattr(self, name)(h)
     return feats
-
-  def logits_from(self, layer: str, a: jax.Array) -> jax.Array:
-    """The rest of the network: activation of `layer` [B, h, w, c] -> logits [B, K]."""
-    h = a
-    for i in range(self.layers.index(layer) + 1, len(self.layers)):
-      h = self._stage(i, h)
-    return self.head(h.mean(axis=(1, 2)))
 
   def decode(self, a: jax.Array) -> jax.Array:
     """Last-stage activation -> reconstruction logits [B, H, W, C]."""
@@ -110,18 +106,13 @@ class Classifier(nnx.Module):
         h = self.act(h)
     return h
 
-  def __call__(self, x: jax.Array, perturb: dict | None = None) -> tuple[jax.Array, dict]:
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
     """x -> (logits [B, K], {"features": {layer: A}, "x_hat": reconstruction logits or None})."""
-    feats = self.features(x, perturb)
+    feats = self.features(x)
     last = feats[self.layers[-1]]
     logits = self.head(last.mean(axis=(1, 2)))
     x_hat = self.decode(last) if self.up is not None else None
     return logits, {"features": feats, "x_hat": x_hat}
-
-
-def head_weights(model: Classifier) -> tuple[jax.Array, jax.Array]:
-  """(W [C_last, K], b [K]) of the linear head after global average pooling (what CAM uses)."""
-  return model.head.kernel[...], model.head.bias[...]
 
 
 def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
