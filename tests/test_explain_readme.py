@@ -17,5 +17,5 @@ def test_the_readme_example_runs_and_gives_an_overlay():
   rgb = np.asarray(scope["rgb"])
   assert rgb.shape == (32, 32, 3) and np.isfinite(rgb).all()
   assert 0 <= rgb.min() and rgb.max() <= 1
-  maps = np.asarray(scope["out"]["scorecam"]["conv2"]["map"])
+  maps = np.asarray(scope["out"]["scorecam"]["conv"]["map"])
   assert maps.shape == (4, 1, 32, 32) and maps.max() > 0
