@@ -184,3 +184,17 @@ def test_shape_and_order_errors(key):
     metrics.road_curve(_region_model, x, jnp.zeros((1, 4)), jnp.array([0]), key=key)
   with pytest.raises(ValueError, match="order"):
     metrics.road_curve(_region_model, x, jnp.zeros((1, 4, 4)), jnp.array([0]), key=key, order="x")
+
+
+def test_a_black_background_removed_imputes_to_black_not_nan(key):
+  """Removed pixels whose kept neighbours are all 0 (the right-hand side is exactly 0): the solve
+  must stop at the zero solution instead of dividing 0 by 0."""
+  x = jnp.zeros((2, 12, 12, 1)).at[:, 4:8, 4:8].set(0.7)
+  removed = jnp.ones((2, 12, 12), bool).at[:, 3:9, 3:9].set(False)  # the background only
+  out = metrics.noisy_linear_impute(x, removed, key=key, noise=0.0)
+  assert np.isfinite(np.asarray(out)).all()
+  np.testing.assert_allclose(out, x, atol=1e-6)
+  predict = lambda img: jnp.stack([img.mean((1, 2, 3)), 1 - img.mean((1, 2, 3))], -1)
+  sal = jnp.broadcast_to(x[..., 0], (2, 12, 12))
+  curve = metrics.road_curve(predict, x, sal, jnp.zeros(2, jnp.int32), key=key, order="lerf")
+  assert np.isfinite(np.asarray(curve)).all()

@@ -36,9 +36,9 @@ def combos(layers) -> list[tuple[str, str]]:
   return [("cam", layers[-1])] + [(m, name) for m in ("gradcam", "gradcam++") for name in layers]
 
 
-def method_combos(layers) -> list[tuple[str, str]]:
-  """Every method of genjax.explain.cam at the last layer."""
-  return [(m, layers[-1]) for m in cam.METHODS]
+def method_combos(layers, last: int = 2) -> list[tuple[str, str]]:
+  """Every method of genjax.explain.cam at the `last` layers (CAM at the last one only)."""
+  return [("cam", layers[-1])] + [(m, name) for m in cam.METHODS[1:] for name in layers[-last:]]
 
 
 @functools.lru_cache(maxsize=8)
@@ -178,7 +178,7 @@ def run(model_dir: str, out: str, *, score="exp", n=10000, n_curve=1000, steps=1
   """Everything above for the model in model_dir; writes explain.json / explain.md / PNGs to out.
 
   The layer table (CAM, Grad-CAM, Grad-CAM++ on every stage) uses n images; the methods table
-  (all ten at the last stage, ROAD included) the first n_methods, ROAD on the first n_road.
+  (all ten at the last two stages, ROAD included) the first n_methods, ROAD on the first n_road.
   """
   out = Path(out)
   out.mkdir(parents=True, exist_ok=True)
@@ -190,8 +190,8 @@ def run(model_dir: str, out: str, *, score="exp", n=10000, n_curve=1000, steps=1
   for correct in (True, False):
     name = "overlays_correct.png" if correct else "overlays_wrong.png"
     overlays(graphdef, state, ds, combos(layers), out / name, correct=correct, score=score)
-  overlays(graphdef, state, ds, method_combos(layers), out / "overlays_methods.png", correct=True,
-           score=score)  # fmt: skip
+  overlays(graphdef, state, ds, method_combos(layers, last=1), out / "overlays_methods.png",
+           correct=True, score=score)  # fmt: skip
   result = {"model_dir": str(model_dir), "layers": list(layers)}
   kw = dict(score=score, n_curve=n_curve, steps=steps, batch=batch)
   result["faithfulness"] = faithfulness(graphdef, state, ds, combos(layers), n=n, **kw)
@@ -231,7 +231,7 @@ def report(result: dict) -> str:
     "",
     *_table(f, road=False),
     "",
-    f"Every method at the last layer on the first {g['n']} test images (deletion/insertion on "
+    f"Every method at the last two layers on the first {g['n']} test images (deletion/insertion on "
     f"the first {g['n_curve']}, ROAD on the first {g['n_road']}: mean confidence over 10%..90% "
     "of the pixels removed by noisy linear imputation).",
     "",
