@@ -174,11 +174,12 @@ def overlays(graphdef, state, ds, pairs, path: Path, *, correct: bool, score: st
 
 
 def run(model_dir: str, out: str, *, score="exp", n=10000, n_curve=1000, steps=16, batch=250,
-        n_sanity=500, n_methods=1000, n_road=200, seed=1234) -> dict:  # fmt: skip
+        n_sanity=500, n_methods=1000, n_road=200, method_layers=2, seed=1234) -> dict:  # fmt: skip
   """Everything above for the model in model_dir; writes explain.json / explain.md / PNGs to out.
 
   The layer table (CAM, Grad-CAM, Grad-CAM++ on every stage) uses n images; the methods table
-  (all ten at the last two stages, ROAD included) the first n_methods, ROAD on the first n_road.
+  (all ten at the last `method_layers` stages, ROAD included) the first n_methods, ROAD on the
+  first n_road.
   """
   out = Path(out)
   out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +196,7 @@ def run(model_dir: str, out: str, *, score="exp", n=10000, n_curve=1000, steps=1
   result = {"model_dir": str(model_dir), "layers": list(layers)}
   kw = dict(score=score, n_curve=n_curve, steps=steps, batch=batch)
   result["faithfulness"] = faithfulness(graphdef, state, ds, combos(layers), n=n, **kw)
-  result["methods"] = faithfulness(graphdef, state, ds, method_combos(layers),
+  result["methods"] = faithfulness(graphdef, state, ds, method_combos(layers, method_layers),
                                    n=min(n_methods, n), n_road=n_road, **kw)  # fmt: skip
   result["sanity"] = sanity_check(graphdef, state, config, ds, layers, score=score,
                                   n=min(n_sanity, n), seed=seed)  # fmt: skip
@@ -231,7 +232,7 @@ def report(result: dict) -> str:
     "",
     *_table(f, road=False),
     "",
-    f"Every method at the last two layers on the first {g['n']} test images (deletion/insertion on "
+    f"Every method at the last layers on the first {g['n']} test images (deletion/insertion on "
     f"the first {g['n_curve']}, ROAD on the first {g['n_road']}: mean confidence over 10%..90% "
     "of the pixels removed by noisy linear imputation).",
     "",
