@@ -1,0 +1,1 @@
+"""Models as Flax NNX modules, one family per file."""

@@ -1,0 +1,1 @@
+"""The shared training pieces: state and step, the loop, sharding, checkpoints, logging."""
