@@ -3,6 +3,8 @@
 import importlib.metadata
 from pathlib import Path
 
+import pytest
+
 import genjax
 
 ROOT = Path(genjax.__file__).resolve().parent
@@ -18,3 +20,17 @@ def test_every_folder_of_the_library_is_a_regular_package():
 
 def test_version_is_the_distributions():
   assert genjax.__version__ == importlib.metadata.version("genjax-lab")
+
+
+def test_the_face_data_folder_is_never_looked_for_inside_site_packages(monkeypatch, tmp_path):
+  from genjax.data import faces
+
+  monkeypatch.delenv("GENJAX_DATA_DIR", raising=False)
+  checkout = faces.default_root("lfw")  # this source checkout: beside the project root
+  assert checkout == ROOT.parent.parent / "shared" / "data" / "faces" / "lfw"
+  installed = tmp_path / "lib" / "python3.11" / "site-packages" / "genjax" / "data" / "faces.py"
+  monkeypatch.setattr(faces, "__file__", str(installed))
+  with pytest.raises(ValueError, match="GENJAX_DATA_DIR"):
+    faces.default_root("lfw")
+  monkeypatch.setenv("GENJAX_DATA_DIR", str(tmp_path))
+  assert faces.default_root("lfw") == tmp_path / "faces" / "lfw"

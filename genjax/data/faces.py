@@ -84,11 +84,19 @@ def people(ds: FaceDataset, names) -> FaceDataset:
 
 
 def default_root(folder: str = "lfw3d_90") -> Path:
-  """$GENJAX_DATA_DIR/faces/<folder>, else ../shared/data/faces/<folder> from the project root."""
+  """$GENJAX_DATA_DIR/faces/<folder>; else, in a source checkout, ../shared/data/faces/<folder>
+  beside the project root. An installed package has no such neighbour: then a ValueError says to
+  set GENJAX_DATA_DIR (no data path is ever looked for inside site-packages)."""
   base = os.environ.get("GENJAX_DATA_DIR")
   if base:
     return Path(base) / "faces" / folder
-  return Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / folder
+  project = Path(__file__).resolve().parents[2]
+  if not (project / "pyproject.toml").is_file():
+    raise ValueError(
+      f"no face data folder: set GENJAX_DATA_DIR to the folder that holds faces/{folder} "
+      "(genjax is installed, not run from its source checkout)."
+    )
+  return project.parent / "shared" / "data" / "faces" / folder
 
 
 def _cache_path(name: str) -> Path | None:
