@@ -300,34 +300,43 @@ def _explain(kind, opts: _Options, args, x, idx, key):
     out, acts = taps.forward(runner, x, layers=names, edits=wrapped)
     return main_output(out), {n: to_grid(n, a) for n, a in acts.items()}
 
-  o, acts = call(x)
-  for name, a in acts.items():
+  shapes = jax.eval_shape(lambda: call(x)[1])  # traced for shapes only, not run
+  for name, a in shapes.items():
     if a.ndim != 4:
       raise ValueError(
         f"layer {name!r} gives {tuple(a.shape)}; maps need [B, h, w, C] (for tokens pass "
         f"reshape={{{name!r}: Tokens(h, w, prefix)}})."
       )
-  if isinstance(opts.targets, TopK):
-    idx = jax.lax.top_k(jax.lax.stop_gradient(o), opts.targets.k)[1]
-  elif opts.targets is None:
-    idx = jnp.broadcast_to(jnp.arange(o.shape[-1]), o.shape)
-  scores = lambda out, rows=idx: target_scores(out, rows, opts.targets, opts.score)
-  y0 = scores(o)  # [B, T]
-  exp_scale = opts.score == "exp"
-  result = {"output": o, "targets": idx, "log_scale": y0 if exp_scale else jnp.zeros_like(y0)}
-  methods = set(opts.methods)
-  size = x.shape[1:3]
 
-  # gradients of the working score for every target (one backward pass each), all layers at once
+  given = idx
+
+  def rows_of(o):
+    if isinstance(opts.targets, TopK):
+      return jax.lax.top_k(jax.lax.stop_gradient(o), opts.targets.k)[1]
+    if opts.targets is None:
+      return jnp.broadcast_to(jnp.arange(o.shape[-1]), o.shape)
+    return given
+
+  def forward(deltas):
+    """(working scores [B, T], (output, activations, target rows)) with deltas added."""
+    o, acts = call(x, {n: (lambda g, dn=dn: g + dn) for n, dn in deltas.items()})
+    rows = rows_of(o)
+    return target_scores(o, rows, opts.targets, opts.score), (o, acts, rows)
+
+  methods = set(opts.methods)
+  # One forward pass; with gradient methods it is the one the backward passes (one per target,
+  # all layers at once) differentiate.
   grads = {}
   if methods & {*GRADIENT_METHODS}:
-
-    def of_deltas(d):
-      return scores(call(x, {n: (lambda g, dn=d[n]: g + dn) for n in layers})[0])
-
-    _, vjp = jax.vjp(of_deltas, {n: jnp.zeros_like(a) for n, a in acts.items()})
-    cot = jnp.broadcast_to(jnp.eye(y0.shape[1], dtype=y0.dtype)[:, None], (y0.shape[1], *y0.shape))
-    grads = jax.vmap(vjp)(cot)[0]  # {layer: [T, B, h, w, C]}
+    zeros = {n: jnp.zeros(a.shape, a.dtype) for n, a in shapes.items()}
+    y0, vjp, (o, acts, idx) = jax.vjp(forward, zeros, has_aux=True)
+    grads = _each_target(vjp, y0)  # {layer: [T, B, h, w, C]}
+  else:
+    y0, (o, acts, idx) = forward({})
+  scores = lambda out, rows=idx: target_scores(out, rows, opts.targets, opts.score)
+  exp_scale = opts.score == "exp"
+  result = {"output": o, "targets": idx, "log_scale": y0 if exp_scale else jnp.zeros_like(y0)}
+  size = x.shape[1:3]
 
   raw = {m: {} for m in opts.methods}
   for name in layers:
@@ -367,15 +376,19 @@ def _explain(kind, opts: _Options, args, x, idx, key):
   return result
 
 
+def _each_target(vjp, y: jax.Array):
+  """vjp applied to the one-hot cotangent of every target of y [B, T]: one backward pass each."""
+  t = y.shape[1]
+  return jax.vmap(vjp)(jnp.broadcast_to(jnp.eye(t, dtype=y.dtype)[:, None], (t, *y.shape)))[0]
+
+
 def _gradcam_pp(opts, call, scores, x, name, a, g, o, idx):
   if opts.derivatives == "closed_form" and opts.score != "softmax":
     alpha, d1 = closed_form_alpha(a, g), g
   else:
     if opts.derivatives == "closed_form":  # softmax: all K logit gradients
       _, vjp = jax.vjp(lambda d: call(x, {name: lambda y: y + d}, names=(name,))[0], 0 * a)
-      k = o.shape[-1]
-      cot = jnp.broadcast_to(jnp.eye(k, dtype=o.dtype)[:, None], (k, *o.shape))
-      logit_g = jax.vmap(vjp)(cot)[0]
+      logit_g = _each_target(vjp, o)
       d1, d2, d3 = softmax_closed_form(jax.nn.softmax(o, -1), logit_g, idx)
     else:
       f = lambda v: scores(call(x, {name: lambda _: v}, names=(name,))[0])
@@ -396,12 +409,13 @@ def _smooth_pp(opts, call, scores, x, name, a, y0, key):
 
   def one(k):
     xs = x + sigma * jax.random.normal(k, x.shape, x.dtype)
-    _, acts_s = call(xs, names=(name,))
-    a_s = acts_s[name]
-    f = lambda d: scores(call(xs, {name: lambda y: y + d}, names=(name,))[0])
-    y_s, vjp = jax.vjp(f, jnp.zeros_like(a_s))
-    t = y_s.shape[1]
-    g_s = jax.vmap(vjp)(jnp.broadcast_to(jnp.eye(t, dtype=y_s.dtype)[:, None], (t, *y_s.shape)))[0]
+
+    def f(d):  # scores of the noisy copy, and its activation (for the exact derivatives)
+      o_s, acts_s = call(xs, {name: lambda y: y + d}, names=(name,))
+      return scores(o_s), acts_s[name]
+
+    y_s, vjp, a_s = jax.vjp(f, jnp.zeros_like(a), has_aux=True)
+    g_s = _each_target(vjp, y_s)
     if opts.derivatives == "exact":
       fv = lambda v: scores(call(xs, {name: lambda _: v}, names=(name,))[0])
       s = diagonal_derivatives(fv, a_s, chunk=opts.chunk)
