@@ -4,7 +4,9 @@
 
 The experiment is the folder that holds the config; its train.py provides train_and_evaluate.
 Override any field from the command line, e.g. --config.num_steps=100 --config.seed=1.
-A workdir that holds checkpoints is resumed.
+A workdir that holds checkpoints is resumed (with the config it was started with: only the run's
+length, reporting, data paths and evaluation may change); a value out of range or a workdir of
+another run stops with one message naming the fields.
 """
 
 import importlib
@@ -16,6 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from genjax.train import config as tconfig  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to an experiment config file[:variant].")
@@ -36,7 +40,10 @@ def main(argv):
   del argv
   name = experiment_of(flags.FLAGS["config"].config_filename)
   train = importlib.import_module(f"experiments.{name}.train")
-  results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except tconfig.ConfigError as e:  # a bad value or a workdir of another run: no traceback
+    sys.exit(f"error: {e}")
   print({k: v for k, v in results.items() if k != "config"})
 
 

@@ -187,7 +187,7 @@ def test_killed_process_resumes_to_the_same_parameters(tmp_path):
 
 def test_nan_stops_the_run_naming_step_and_term(tmp_path):
   with pytest.raises(FloatingPointError, match=r"step 2: .*recon=nan"):
-    ae_train.train_and_evaluate(_smoke(4, learning_rate=float("inf")), tmp_path)
+    ae_train.train_and_evaluate(_smoke(4, learning_rate=1e38), tmp_path)
 
 
 def test_check_finite_names_the_term():

@@ -175,7 +175,8 @@ def _evaluator(config, workdir: Path) -> features.FrozenClassifier:
   """The frozen classifier of config.evaluator_dir, trained there first if it holds none."""
   path = Path(config.evaluator_dir or workdir / "evaluator")
   if not (path / "results.json").exists():
-    features.train(path, dataset=config.dataset, num_steps=config.evaluator_steps, seed=0)
+    features.train(path, dataset=config.dataset, num_steps=config.evaluator_steps, seed=0,
+                   data_dir=config.get("data_dir", ""))  # fmt: skip
   return features.load(path)
 
 
@@ -189,8 +190,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   init_key, sample_key, grid_key = (jax.random.fold_in(root, i) for i in (0, 2, 3))
 
   # Data: real images only (labels are not used by the GAN).
-  train_ds = data.get_dataset(config.dataset, config.train_split)
-  test_ds = data.get_dataset(config.dataset, config.test_split)
+  kw = {"manual_dir": config.data_dir} if config.get("data_dir") else {}
+  train_ds = data.get_dataset(config.dataset, config.train_split, **kw)
+  test_ds = data.get_dataset(config.dataset, config.test_split, **kw)
   x_all = sharding.replicate(train_ds.x, mesh)
   take = jax.jit(lambda a, i: a[i], out_shardings=sharding.data_sharding(mesh))
   get_batch = lambda s: take(x_all, data.batch_indices(config.seed, s, len(train_ds), per_step))

@@ -70,17 +70,20 @@ def train(
   learning_rate: float = 1e-3,
   seed: int = 0,
   cfg: FeatureNetConfig = FeatureNetConfig(),
+  data_dir: str = "",
 ) -> dict:
   """Trains the classifier with Adam on the train split, checkpoints it and reports test accuracy.
 
   Writes <workdir>/checkpoints (Orbax) and <workdir>/results.json {"test_accuracy", ...}.
+  data_dir: the folder of the official Fashion-MNIST files ("" = $GENJAX_DATA_DIR or download).
   """
   workdir = Path(workdir)
   mesh = sharding.make_mesh(1)
   tx = optax.adam(learning_rate)
   graphdef, state = _build(cfg, seed, tx, mesh)
   step_fn = tstate.make_train_step(graphdef, tx, _xent)
-  train_ds, test_ds = data.get_dataset(dataset, "train"), data.get_dataset(dataset, "test")
+  kw = {"manual_dir": data_dir} if data_dir else {}
+  train_ds, test_ds = (data.get_dataset(dataset, split, **kw) for split in ("train", "test"))
   x_all, y_all = jnp.asarray(train_ds.x), jnp.asarray(train_ds.y)
   key = jax.random.key(seed)
   for step in range(num_steps):

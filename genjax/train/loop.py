@@ -15,6 +15,7 @@ the host each step (a non-finite term makes it non-finite, and then every term i
 the culprit); all terms are logged every log_every steps.
 """
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genjax.train import checkpoint, sharding
+from genjax.train import config as tconfig
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
 
@@ -33,13 +35,25 @@ from genjax.train import state as tstate
 def setup(config: ml_collections.ConfigDict, workdir: str | Path):
   """(workdir, mesh, train_key) of a run: the workdir created; the mesh over config.num_devices
   devices (default: all), checked to split config.batch_size evenly; the training key
-  fold_in(key(config.seed), 1), whose per-step keys train_step folds in from the step. The config
-  is written to workdir/config.json, so a run can be restored before it has finished."""
+  fold_in(key(config.seed), 1), whose per-step keys train_step folds in from the step.
+
+  Before anything is built the config's values are range-checked (tconfig.check_values), and a
+  workdir that holds checkpoints is checked to hold a run of this config (tconfig.check_resume:
+  only run length, reporting, data paths and evaluation may differ); either raises a ConfigError
+  (a ValueError) naming the fields. The config is then written to workdir/config.json, so a run
+  can be restored before it has finished."""
+  tconfig.check_values(config)
+  try:
+    mesh = sharding.make_mesh(config.get("num_devices"))
+    sharding.check_batch_size(config.batch_size, mesh)
+  except ValueError as e:
+    raise tconfig.ConfigError(f"config.num_devices / config.batch_size: {e}") from None
   workdir = Path(workdir)
+  saved = workdir / "config.json"
+  if saved.exists() and checkpoint.saved_steps(workdir / "checkpoints"):
+    tconfig.check_resume(json.loads(saved.read_text()), config, where=str(workdir))
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(config.to_json(indent=2))
-  mesh = sharding.make_mesh(config.get("num_devices"))
-  sharding.check_batch_size(config.batch_size, mesh)
+  saved.write_text(config.to_json(indent=2))
   return workdir, mesh, jax.random.fold_in(jax.random.key(config.seed), 1)
 
 

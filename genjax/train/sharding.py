@@ -15,7 +15,11 @@ def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
   devices = jax.devices()
   n = num_devices or len(devices)
   if n > len(devices):
-    raise ValueError(f"make_mesh: asked for {n} devices, only {len(devices)} are visible.")
+    hint = f" (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count={n} makes {n})"
+    raise ValueError(
+      f"make_mesh: asked for {n} devices, only {len(devices)} visible"
+      + (hint if devices[0].platform == "cpu" else "")
+    )
   return jax.sharding.Mesh(np.asarray(devices[:n]), ("data",))
 
 

@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.dataset = "fashion_mnist"
   c.train_split, c.test_split = "train", "test"
   c.data_dir = ""  # folder of the official files; "" = $GENJAX_DATA_DIR/fashion_mnist or download
-  c.num_devices = None
+  c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(28, 28, 1), num_classes=10, channels=(32, 64, 128), depth=2, activation="relu",
     decoder=True,

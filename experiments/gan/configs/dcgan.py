@@ -19,7 +19,8 @@ def base() -> ml_collections.ConfigDict:
   c.seed = 0
   c.dataset = "fashion_mnist"
   c.train_split, c.test_split = "train", "test"
-  c.num_devices = None
+  c.data_dir = ""  # folder of the official files; "" = $GENJAX_DATA_DIR/fashion_mnist or download
+  c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
   c.model = ml_collections.ConfigDict(
     dict(image_shape=(28, 28, 1), latent_dim=64, g_widths=(64, 32), d_widths=(32, 64))
   )

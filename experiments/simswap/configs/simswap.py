@@ -29,7 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.dataset = "lfw"  # aligned crops of the original photos, or "mock": generated faces for tests
   c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw (or ../shared/data/faces/lfw)
   c.identity_workdir = "runs/identity/loss_net"
-  c.num_devices = None
+  c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(100, 100, 3), channels=(32, 64, 128), num_blocks=4, id_dim=128,
     disc_channels=(32, 64, 128), num_scales=2, bottleneck=0, adain_decoder=False,

@@ -17,7 +17,7 @@ def base(kind: str) -> ml_collections.ConfigDict:
   c.train_split, c.test_split = "train", "test"
   c.data_dir = ""  # folder of the official files; "" = $GENJAX_DATA_DIR/fashion_mnist or download
   c.on_device = True
-  c.num_devices = None  # None = every visible device, batches split over them
+  c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
   c.model = ml_collections.ConfigDict(dict(
     kind=kind, image_shape=(28, 28, 1), latent_dim=20, activation="relu",
     hidden=(512,) if kind == "dense" else (32, 64),
