@@ -86,7 +86,8 @@ def _prepare(name: str, data_dir: str | None, manual_dir: Path | None):
     import tensorflow_datasets as tfds
   except ImportError as e:  # pragma: no cover - depends on the install
     raise DataError(
-      f"tensorflow-datasets needs tensorflow-cpu: pip install tensorflow-cpu ({e})."
+      "tensorflow-datasets needs TensorFlow, which `pip install -e .` chooses by platform "
+      f"(tensorflow-cpu on Linux x86_64 and Windows AMD64, tensorflow elsewhere): {e}"
     ) from None
   tf.config.set_visible_devices([], "GPU")  # TensorFlow only reads files; the GPU belongs to JAX.
   builder = tfds.builder(name, data_dir=data_dir)
