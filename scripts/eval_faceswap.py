@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
 
+from genjax.train import logging as tlog  # noqa: E402
+
 flags.DEFINE_string("a", "", "Workdirs of model (a), comma-separated (seeds).")
 flags.DEFINE_string("b", "", "Workdirs of model (b).")
 flags.DEFINE_string("c", "", "Workdirs of model (c).")
@@ -47,6 +49,7 @@ def swappers(a: str, b: str, c: str) -> dict:
 
 def main(argv):
   del argv
+  tlog.quiet_library_logs()
   from genjax.evaluate import face_swaps
 
   rows, figures = face_swaps.evaluate(tuple(FLAGS.pair.split(",")),

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from absl import app, flags  # noqa: E402
 
 from experiments.cam import explain  # noqa: E402
+from genjax.train import logging as tlog  # noqa: E402
 
 flags.DEFINE_string("model", None, "Workdir of a trained classifier.", required=True)
 flags.DEFINE_string("out", None, "Output folder.", required=True)
@@ -27,6 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  tlog.quiet_library_logs()
   explain.run(FLAGS.model, FLAGS.out, score=FLAGS.score, n=FLAGS.n, n_curve=FLAGS.n_curve,
               steps=FLAGS.steps, batch=FLAGS.batch, n_sanity=FLAGS.n_sanity)  # fmt: skip
   print((Path(FLAGS.out) / "explain.md").read_text())

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from absl import app, flags  # noqa: E402
 
 from experiments.autoencoder import sweep  # noqa: E402
+from genjax.train import logging as tlog  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Root folder of the study.", required=True)
 flags.DEFINE_integer("dense_epochs", 1, "Epochs per dense run (468 full batches of 128 each).")
@@ -32,6 +33,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  tlog.quiet_library_logs()
   smoke = None
   if FLAGS.smoke:
     from experiments.autoencoder.configs import variants

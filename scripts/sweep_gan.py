@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
 
+from genjax.train import logging as tlog  # noqa: E402
+
 flags.DEFINE_string("workdir", None, "Root folder of the study.", required=True)
 flags.DEFINE_string(
   "evaluator_dir", None, "Workdir of the frozen classifier (default <workdir>/evaluator)."
@@ -30,6 +32,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  tlog.quiet_library_logs()
   import jax
 
   jax.config.update("jax_compilation_cache_dir", str(Path(FLAGS.workdir) / "jax_cache"))

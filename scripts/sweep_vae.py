@@ -20,6 +20,7 @@ from absl import app, flags  # noqa: E402
 
 from experiments.vae import train as vae_train  # noqa: E402
 from experiments.vae.configs import conv, dense  # noqa: E402
+from genjax.train import logging as tlog  # noqa: E402
 from genjax.train import study  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Parent folder of the runs.", required=True)
@@ -70,6 +71,7 @@ def plan():
 
 def main(argv):
   del argv
+  tlog.quiet_library_logs()
   jax.config.update("jax_compilation_cache_dir", str(Path(FLAGS.workdir) / "jax-cache"))
   table = Path(FLAGS.workdir) / f"results_{FLAGS.runs.replace(',', '_')}.md"
   table.parent.mkdir(parents=True, exist_ok=True)

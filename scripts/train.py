@@ -20,6 +20,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from genjax.train import config as tconfig  # noqa: E402
+from genjax.train import logging as tlog  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to an experiment config file[:variant].")
@@ -38,6 +39,7 @@ def experiment_of(config_path: str) -> str:
 
 def main(argv):
   del argv
+  tlog.quiet_library_logs()
   name = experiment_of(flags.FLAGS["config"].config_filename)
   train = importlib.import_module(f"experiments.{name}.train")
   try:

@@ -20,6 +20,7 @@ from absl import app, flags  # noqa: E402
 
 from experiments.cam import train  # noqa: E402
 from experiments.cam.configs import classifier  # noqa: E402
+from genjax.train import logging as tlog  # noqa: E402
 from genjax.train import study  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Root folder of the runs.", required=True)
@@ -48,6 +49,7 @@ def seconds(config) -> float:
 
 def main(argv):
   del argv
+  tlog.quiet_library_logs()
   plan, setting_of = [], {}
   for setting in FLAGS.settings:
     for seed in map(int, FLAGS.seeds):

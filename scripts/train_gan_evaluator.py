@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from absl import app, flags  # noqa: E402
 
 from genjax.evaluate import features  # noqa: E402
+from genjax.train import logging as tlog  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Where the classifier's checkpoint and results go.")
 flags.DEFINE_integer("num_steps", 1500, "Adam steps of batch 128 (an epoch is 468 full batches).")
@@ -25,6 +26,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  tlog.quiet_library_logs()
   results = features.train(
     FLAGS.workdir, dataset=FLAGS.dataset, num_steps=FLAGS.num_steps, seed=FLAGS.seed
   )

@@ -103,3 +103,13 @@ def save_image_grid(path: str | Path, images: np.ndarray, *, ncol: int | None = 
   path.parent.mkdir(parents=True, exist_ok=True)
   Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
   return path
+
+
+def quiet_library_logs() -> None:
+  """In a script run by absl.app: library messages at WARNING and above only, unless --verbosity
+  was given. Orbax logs every checkpoint operation at INFO through absl, which app.run shows."""
+  from absl import flags
+  from absl import logging as absl_logging
+
+  if not flags.FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)

@@ -1,7 +1,8 @@
 """Data parallelism over a device mesh: batches split on the "data" axis, everything else replicated.
 
-The same code runs on one CPU, on N fake CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=N),
-on a GPU or on a TPU slice: jit follows the shardings of its arguments (no pmap).
+jit follows the shardings of its arguments (no pmap), so nothing here is specific to a backend; it
+has run on one CPU and on N fake CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=N),
+not yet on a GPU or a TPU.
 """
 
 import jax
