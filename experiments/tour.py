@@ -18,7 +18,9 @@ Fashion-MNIST; VAE 12 s [21 s]; GAN 40 s [73 s]; classifier 80 s [141 s]; face s
 BCE 0.3008 nats per pixel; VAE test -ELBO 258.81, IWAE NLL 252.30 nats (k = 1000, 200 images);
 GAN Frechet distance (ours) 55.02, floor 0.91, evaluator 85.9%; classifier 85.07% test accuracy;
 face swap held-out self-swap PSNR 16.5 dB (George_W_Bush) and 13.8 dB (Colin_Powell), blurred
-faces: not yet a working swap. `--smoke`: 30 s (37 s of CPU time) from an empty cache.
+faces: not yet a working swap. `--smoke`: 30 s (37 s of CPU time) from an empty cache. Again in a
+clean clone of 4c29ce9, machine idle, cold caches: 327 s (parts 41, 13, 50, 90, 128 s), the same
+numbers to the last digit.
 The short runs show each model working, not its final quality: the full studies, named on the
 report page with their measured times, are what the READMEs report.
 """

@@ -38,10 +38,24 @@ def _grid(tiles: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
   return out
 
 
-def autoencoder() -> np.ndarray:
-  img = _read("ae_variants.png")  # 16 test images over their reconstructions, one panel per run
-  y0, x0, cell = 1085, 87, 826 / 16  # the conv-plain panel (measured on the committed figure)
-  tile = lambda r, c: img[int(y0 + r * 52) : int(y0 + r * 52) + 50, int(x0 + c * cell) :][:, :50]
+def _bands(fraction: np.ndarray, threshold: float = 0.3) -> list[tuple[int, int]]:
+  """[start, stop) of each run of indices where `fraction` exceeds `threshold`."""
+  above = np.concatenate([[False], fraction > threshold, [False]])
+  edges = np.flatnonzero(above[1:] != above[:-1])
+  return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+def autoencoder(panel: int = 8) -> np.ndarray:
+  """The conv-plain panel (the 9th run of the study) of ae_variants.png: each panel is a row of 16
+  test images over a row of their reconstructions; found by their dark pixels, not by position."""
+  img = _read("ae_variants.png")
+  dark = img.mean(-1) < 0.8
+  rows = _bands(dark.mean(1))[2 * panel : 2 * panel + 2]  # the panel's two image rows
+  band = dark[rows[0][0] : rows[1][1]]
+  x = np.flatnonzero(band.mean(0) > 0.3)
+  cell = (x[-1] + 1 - x[0]) / 16
+  side = min(b - a for a, b in rows)
+  tile = lambda r, c: img[rows[r][0] : rows[r][0] + side, int(x[0] + c * cell) :][:, :side]
   return _grid(
     [[tile(r, c) for c in cols] for cols in ((0, 2, 4, 6), (7, 9, 12, 14)) for r in (0, 1)]
   )

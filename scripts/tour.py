@@ -7,8 +7,9 @@ Parts (their configs and overrides: PARTS in experiments/tour.py): a dense autoe
 penalty, a VAE, a DCGAN, the autoencoder-regularized classifier with Grad-CAM++ overlays, face swap
 (a) at 64x64. Each runs in <workdir>/<part>; a finished part is skipped when the command is run
 again. Writes <workdir>/report.md and prints its path. --parts runs a subset, e.g. --parts vae,gan.
-Measured: about 5 min on a 2-core CPU from empty caches (306 s; 30 s with --smoke); each part's time
-and numbers are on the report page and in experiments/tour.py's docstring.
+Measured: about 5 to 5.5 min on a 2-core CPU from empty caches (306 s and 327 s; 30 s with
+--smoke); each part's time and numbers are on the report page and in experiments/tour.py's
+docstring.
 """
 
 import argparse
