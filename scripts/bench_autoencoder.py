@@ -4,7 +4,7 @@
 
 One run measures, each in its own process (so thread pools and peak memory do not mix):
   genjax          the library model (nn.Conv, nn.ConvTranspose2x: matrix-product forms) + jitted step
-  genjax-Ndev     the same, each batch split over N XLA CPU devices (--devices; see host_devices)
+  genjax-Ndev     the same, each batch split over N XLA CPU devices (--devices; genjax.bench)
   genjax-naive    the same model with XLA's own lax.conv_transpose (what a direct port gives)
   pytorch         the same architecture in torch.nn (ConvTranspose2d), eager, same weights
 A training step is forward + BCE-with-logits + backward + Adam, float32, on random [0, 1] images.
@@ -14,11 +14,7 @@ are compared, so both sides compute the same function. Needs: pip install torch=
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,110 +22,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def _timeit(step, seconds: float, batch: int) -> dict:
-  t0 = time.perf_counter()
-  step()  # first call: compilation (jax) or allocator warm-up (torch)
-  compile_s = time.perf_counter() - t0
-  for _ in range(3):
-    step()
-  n, t0 = 0, time.perf_counter()
-  while time.perf_counter() - t0 < seconds or n < 10:
-    step()
-    n += 1
-  dt = time.perf_counter() - t0
-  peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  return {"images_per_s": n * batch / dt, "ms_per_step": 1e3 * dt / n, "first_step_s": compile_s,
-          "peak_rss_mb": peak_mb, "steps": n}  # fmt: skip
-
-
-def alternating_ms(fns: dict, args: tuple, repeats: int) -> dict[str, list[float]]:
-  """In-process timing: calls each (compiled) function once per round, alternating, `repeats`
-  rounds; the milliseconds of every call per function (jax results are waited for)."""
-  import jax
-
-  times: dict[str, list[float]] = {k: [] for k in fns}
-  for _ in range(repeats):
-    for k, f in fns.items():
-      t = time.perf_counter()
-      jax.block_until_ready(f(*args))
-      times[k].append(1e3 * (time.perf_counter() - t))
-  return times
-
-
-def run_child(cmd: list[str], label: str) -> dict | None:
-  """Runs one side of a benchmark in its own process (`cmd` prints "RESULT <json>"); returns the
-  parsed result, or prints the child's error under `label` and returns None."""
-  out = subprocess.run(cmd, capture_output=True, text=True)
-  line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
-  if out.returncode or not line:
-    print(f"{label}: failed\n{out.stderr[-3000:]}")
-    return None
-  return json.loads(line[0][7:])
-
-
-def run_sides(cmds: dict[str, list[str]], repeats: int = 1, label: str = "") -> dict[str, dict]:
-  """Runs every side `repeats` times, alternating (a, b, a, b, ...) so that a change in the machine's
-  load hits all sides alike; each side's row is its median run by images/s, with every run's
-  images/s under "runs"."""
-  runs: dict[str, list[dict]] = {name: [] for name in cmds}
-  for _ in range(repeats):
-    for name, cmd in cmds.items():
-      r = run_child(cmd, f"{label}{name}")
-      if r is not None:
-        runs[name].append(r)
-  rows = {}
-  for name, rs in runs.items():
-    if rs:
-      median = sorted(rs, key=lambda r: r["images_per_s"])[(len(rs) - 1) // 2]
-      rows[name] = median | {"runs": [round(r["images_per_s"], 1) for r in rs]}  # in run order
-  return rows
-
-
-def host_devices(n: int) -> None:
-  """Splits the CPU into n XLA devices; call before jax is imported. A mesh over them splits each
-  batch n ways (data parallel, as on n accelerators: gradients are averaged over the whole batch).
-  Small models, whose many small ops XLA:CPU does not spread over the cores by itself, train faster
-  this way; experiments do the same when started with this XLA flag (their meshes take every device)."""
-  if n > 1:
-    if "jax" in sys.modules:
-      raise RuntimeError("host_devices() must run before jax is imported.")
-    flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
-
-
-def genjax_sides(devices: str, cmd: list[str]) -> dict[str, list[str]]:
-  """--devices "1,2" -> {"genjax": cmd + ["--devices", "1"], "genjax-2dev": cmd + [..., "2"]}."""
-  counts = [int(d) for d in devices.split(",")]
-  if not counts or min(counts) < 1:
-    raise SystemExit(f"--devices: positive device counts, comma-separated; got {devices!r}")
-  name = lambda n: "genjax" if n == 1 else f"genjax-{n}dev"
-  return {name(n): [*cmd, "--devices", str(n)] for n in counts}
-
-
-def print_runs(rows: dict[str, dict], reference: str = "pytorch") -> None:
-  """With --repeats > 1: every run's images/s per side (the table shows the median run), and each
-  side's runs against the `reference` side's run of the same round."""
-  for name, r in rows.items():
-    if len(r["runs"]) > 1:
-      print(f"  {name} images/s over {len(r['runs'])} alternating runs: {r['runs']}")
-  ref = rows.get(reference)
-  for name, r in rows.items():
-    if ref is None or name == reference or not len(r["runs"]) == len(ref["runs"]) > 1:
-      continue
-    # Each run against the reference run of the same round: robust to the machine's speed
-    # drifting between runs (shared hosts), which the ratio of the two medians is not.
-    pairs = [a / b for a, b in zip(r["runs"], ref["runs"], strict=True)]
-    print(f"  {name} / {reference} per alternating round: {[round(p, 2) for p in pairs]}, "
-          f"median {float(np.median(pairs)):.2f}x")  # fmt: skip
-
-
-def print_ratios(rows: dict[str, dict], label: str = "", reference: str = "pytorch") -> None:
-  """One line per side: the ratio of its median run's images/s to the `reference` side's."""
-  if reference in rows:
-    for name in [n for n in rows if n != reference]:
-      ratio = rows[name]["images_per_s"] / rows[reference]["images_per_s"]
-      print(f"ratio {name} / {reference}{label}: {ratio:.2f}x")
+from genjax.bench import (  # noqa: E402
+  genjax_sides,
+  host_devices,
+  print_ratios,
+  print_runs,
+  run_sides,
+  timeit,
+)
 
 
 def _genjax_model():
@@ -175,7 +75,7 @@ def run_jax(batch: int, seconds: float, naive: bool, devices: int = 1) -> dict:
     box[0], metrics = train_step(box[0], x, key)
     metrics["loss"].block_until_ready()
 
-  return _timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+  return timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
 def torch_model():
@@ -242,7 +142,7 @@ def run_torch(batch: int, seconds: float) -> dict:
     opt.step()
     loss.item()
 
-  return _timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
+  return timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
                                           "threads": torch.get_num_threads()}  # fmt: skip
 
 

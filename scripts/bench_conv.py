@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genjax import nn  # noqa: E402
-from scripts.bench_autoencoder import alternating_ms  # noqa: E402
+from genjax.bench import alternating_ms  # noqa: E402
 
 SHAPES = (  # (batch, size, C_in, C_out, stride, used by)
   (128, 28, 1, 32, 1, "classifier stage 1, conv 1"),

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genjax import nn  # noqa: E402
-from scripts.bench_autoencoder import alternating_ms  # noqa: E402
+from genjax.bench import alternating_ms  # noqa: E402
 
 SHAPES = (  # (batch, H, W, C_in, C_out, used by)
   (128, 7, 7, 64, 32, "autoencoder / VAE up1"),

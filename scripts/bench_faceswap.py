@@ -17,7 +17,7 @@ experiments.simswap.train.d_step / g_step), jitted. The PyTorch models are loade
 initial weights and the forward passes are compared before timing (the "max |torch - genjax|"
 lines), so both sides compute the same function; PyTorch runs eagerly, as its training loops do.
 genjax runs once per --devices entry: "genjax" on one XLA device, "genjax-Ndev" with each batch split
-over N XLA CPU devices (data parallel; scripts/bench_autoencoder.py:host_devices).
+over N XLA CPU devices (data parallel; genjax.bench.host_devices).
 Needs: pip install torch==2.13.0 (CPU wheel; a CUDA build for --torch_device cuda).
 """
 
@@ -32,13 +32,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import (  # noqa: E402
-  _timeit,
+from genjax.bench import (  # noqa: E402
   genjax_sides,
   host_devices,
   print_ratios,
   print_runs,
   run_sides,
+  timeit,
 )
 
 SHAPE = (100, 100, 3)
@@ -105,7 +105,7 @@ def run_jax_a(batch: int, seconds: float, devices: int = 1) -> dict:
     box[0], metrics = step_fn(box[0], xs, key)
     metrics["loss"].block_until_ready()
 
-  return _timeit(step, seconds, 2 * batch) | {"backend": jax.default_backend()}
+  return timeit(step, seconds, 2 * batch) | {"backend": jax.default_backend()}
 
 
 def jax_simswap_models():
@@ -159,7 +159,7 @@ def run_jax_c(batch: int, seconds: float, devices: int = 1) -> dict:
     box[0], loss = step_fn(box[0], x, key)
     loss.block_until_ready()
 
-  return _timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+  return timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
 # --- PyTorch ----------------------------------------------------------------------------------
@@ -412,7 +412,7 @@ def run_torch_a(batch: int, seconds: float, device: str) -> dict:
     opt.step()
     loss.item()
 
-  return _timeit(step, seconds, 2 * batch) | {"max_abs_diff_vs_genjax": diff,
+  return timeit(step, seconds, 2 * batch) | {"max_abs_diff_vs_genjax": diff,
                                               "threads": torch.get_num_threads()}  # fmt: skip
 
 
@@ -503,7 +503,7 @@ def run_torch_c(batch: int, seconds: float, device: str) -> dict:
     g_opt.step()
     loss.item()
 
-  return _timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": {k: float(v) for k, v in diffs.items()},
+  return timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": {k: float(v) for k, v in diffs.items()},
                                           "threads": torch.get_num_threads()}  # fmt: skip
 
 

@@ -8,7 +8,7 @@ fake, Adam) then a generator step (G and D forward, backward into G, Adam), floa
 [0, 1] images. The PyTorch pair is loaded with genjax's initial weights and both forward passes
 are compared first, so both sides compute the same function. genjax runs once per --devices entry:
 "genjax" on one XLA CPU device, "genjax-Ndev" with each batch split over N XLA CPU devices (data
-parallel; scripts/bench_autoencoder.py:host_devices). Needs: pip install torch==2.13.0.
+parallel; genjax.bench.host_devices). Needs: pip install torch==2.13.0.
 """
 
 import argparse
@@ -21,13 +21,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import (  # noqa: E402
-  _timeit,
+from genjax.bench import (  # noqa: E402
   genjax_sides,
   host_devices,
   print_ratios,
   print_runs,
   run_sides,
+  timeit,
 )
 
 WIDTHS = dict(image_shape=(28, 28, 1), latent_dim=64, g_widths=(64, 32), d_widths=(32, 64))
@@ -67,7 +67,7 @@ def run_jax(batch: int, seconds: float, devices: int = 1) -> dict:
     box[0], metrics = step_fn(box[0], x, key)
     metrics["loss"].block_until_ready()
 
-  return _timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+  return timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
 def torch_models():
@@ -155,7 +155,7 @@ def run_torch(batch: int, seconds: float) -> dict:
     g_opt.step()
     g_loss.item()
 
-  return _timeit(step, seconds, batch) | {"max_abs_diff_g": float(np.max(g_diff)),
+  return timeit(step, seconds, batch) | {"max_abs_diff_g": float(np.max(g_diff)),
                                           "max_abs_diff_d": float(np.max(d_diff)),
                                           "threads": torch.get_num_threads()}  # fmt: skip
 

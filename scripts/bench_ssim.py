@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genjax import losses  # noqa: E402
-from scripts.bench_autoencoder import alternating_ms  # noqa: E402
+from genjax.bench import alternating_ms  # noqa: E402
 
 
 def dssim_depthwise(x, y, *, filter_size=11, sigma=1.5, c1=1e-4, c2=9e-4):

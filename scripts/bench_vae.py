@@ -9,7 +9,7 @@ decoder logits, -ELBO = Bernoulli NLL summed over pixels + closed-form KL, batch
 Adam; float32 on random [0, 1] images. The PyTorch model is loaded with genjax's initial weights and
 both decoders are run on the same eps first, so both sides compute the same function.
 genjax runs once per --devices entry: "genjax" on one XLA CPU device, "genjax-Ndev" with each batch
-split over N XLA CPU devices (data parallel; scripts/bench_autoencoder.py:host_devices).
+split over N XLA CPU devices (data parallel; genjax.bench.host_devices).
 Needs: pip install torch==2.13.0 (CPU).
 """
 
@@ -23,13 +23,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_autoencoder import (  # noqa: E402
-  _timeit,
+from genjax.bench import (  # noqa: E402
   genjax_sides,
   host_devices,
   print_ratios,
   print_runs,
   run_sides,
+  timeit,
 )
 
 LATENT = 20
@@ -69,7 +69,7 @@ def run_jax(kind: str, batch: int, seconds: float, devices: int = 1) -> dict:
     box[0], metrics = step_fn(box[0], batch_, key)
     metrics["loss"].block_until_ready()
 
-  return _timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+  return timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
 def torch_model(kind: str):
@@ -158,7 +158,7 @@ def run_torch(kind: str, batch: int, seconds: float) -> dict:
     opt.step()
     loss.item()
 
-  return _timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
+  return timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
                                           "threads": torch.get_num_threads()}  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scripts import bench_autoencoder as bench
+from genjax import bench
 
 
 def test_genjax_sides_names_one_side_per_device_count():

@@ -1,0 +1,123 @@
+"""Benchmark plumbing shared by scripts/bench_*.py: timing loops, sides in their own processes
+run alternately, device splitting, and the printed ratios.
+
+A benchmark side is a command that prints one line "RESULT <json>" with at least "images_per_s";
+run_sides runs every side `repeats` times, alternating, so a change in the machine's load hits all
+sides alike, and keeps each side's median run.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def timeit(step, seconds: float, batch: int) -> dict:
+  """Times step() (after one first call, timed apart as compilation, and 3 warm-up calls) for at
+  least `seconds` and 10 calls; images/s for `batch` images per call, ms per step, peak RSS."""
+  t0 = time.perf_counter()
+  step()  # first call: compilation (jax) or allocator warm-up (torch)
+  compile_s = time.perf_counter() - t0
+  for _ in range(3):
+    step()
+  n, t0 = 0, time.perf_counter()
+  while time.perf_counter() - t0 < seconds or n < 10:
+    step()
+    n += 1
+  dt = time.perf_counter() - t0
+  peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return {"images_per_s": n * batch / dt, "ms_per_step": 1e3 * dt / n, "first_step_s": compile_s,
+          "peak_rss_mb": peak_mb, "steps": n}  # fmt: skip
+
+
+def alternating_ms(fns: dict, args: tuple, repeats: int) -> dict[str, list[float]]:
+  """In-process timing: calls each (compiled) function once per round, alternating, `repeats`
+  rounds; the milliseconds of every call per function (jax results are waited for)."""
+  import jax
+
+  times: dict[str, list[float]] = {k: [] for k in fns}
+  for _ in range(repeats):
+    for k, f in fns.items():
+      t = time.perf_counter()
+      jax.block_until_ready(f(*args))
+      times[k].append(1e3 * (time.perf_counter() - t))
+  return times
+
+
+def run_child(cmd: list[str], label: str) -> dict | None:
+  """Runs one side of a benchmark in its own process (`cmd` prints "RESULT <json>"); returns the
+  parsed result, or prints the child's error under `label` and returns None."""
+  out = subprocess.run(cmd, capture_output=True, text=True)
+  line = [s for s in out.stdout.splitlines() if s.startswith("RESULT ")]
+  if out.returncode or not line:
+    print(f"{label}: failed\n{out.stderr[-3000:]}")
+    return None
+  return json.loads(line[0][7:])
+
+
+def run_sides(cmds: dict[str, list[str]], repeats: int = 1, label: str = "") -> dict[str, dict]:
+  """Runs every side `repeats` times, alternating (a, b, a, b, ...) so that a change in the machine's
+  load hits all sides alike; each side's row is its median run by images/s, with every run's
+  images/s under "runs"."""
+  runs: dict[str, list[dict]] = {name: [] for name in cmds}
+  for _ in range(repeats):
+    for name, cmd in cmds.items():
+      r = run_child(cmd, f"{label}{name}")
+      if r is not None:
+        runs[name].append(r)
+  rows = {}
+  for name, rs in runs.items():
+    if rs:
+      median = sorted(rs, key=lambda r: r["images_per_s"])[(len(rs) - 1) // 2]
+      rows[name] = median | {"runs": [round(r["images_per_s"], 1) for r in rs]}  # in run order
+  return rows
+
+
+def host_devices(n: int) -> None:
+  """Splits the CPU into n XLA devices; call before jax is imported. A mesh over them splits each
+  batch n ways (data parallel, as on n accelerators: gradients are averaged over the whole batch).
+  Small models, whose many small ops XLA:CPU does not spread over the cores by itself, train faster
+  this way; experiments do the same when started with this XLA flag (their meshes take every device)."""
+  if n > 1:
+    if "jax" in sys.modules:
+      raise RuntimeError("host_devices() must run before jax is imported.")
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
+def genjax_sides(devices: str, cmd: list[str]) -> dict[str, list[str]]:
+  """--devices "1,2" -> {"genjax": cmd + ["--devices", "1"], "genjax-2dev": cmd + [..., "2"]}."""
+  counts = [int(d) for d in devices.split(",")]
+  if not counts or min(counts) < 1:
+    raise SystemExit(f"--devices: positive device counts, comma-separated; got {devices!r}")
+  name = lambda n: "genjax" if n == 1 else f"genjax-{n}dev"
+  return {name(n): [*cmd, "--devices", str(n)] for n in counts}
+
+
+def print_runs(rows: dict[str, dict], reference: str = "pytorch") -> None:
+  """With --repeats > 1: every run's images/s per side (the table shows the median run), and each
+  side's runs against the `reference` side's run of the same round."""
+  for name, r in rows.items():
+    if len(r["runs"]) > 1:
+      print(f"  {name} images/s over {len(r['runs'])} alternating runs: {r['runs']}")
+  ref = rows.get(reference)
+  for name, r in rows.items():
+    if ref is None or name == reference or not len(r["runs"]) == len(ref["runs"]) > 1:
+      continue
+    # Each run against the reference run of the same round: robust to the machine's speed
+    # drifting between runs (shared hosts), which the ratio of the two medians is not.
+    pairs = [a / b for a, b in zip(r["runs"], ref["runs"], strict=True)]
+    print(f"  {name} / {reference} per alternating round: {[round(p, 2) for p in pairs]}, "
+          f"median {float(np.median(pairs)):.2f}x")  # fmt: skip
+
+
+def print_ratios(rows: dict[str, dict], label: str = "", reference: str = "pytorch") -> None:
+  """One line per side: the ratio of its median run's images/s to the `reference` side's."""
+  if reference in rows:
+    for name in [n for n in rows if n != reference]:
+      ratio = rows[name]["images_per_s"] / rows[reference]["images_per_s"]
+      print(f"ratio {name} / {reference}{label}: {ratio:.2f}x")
