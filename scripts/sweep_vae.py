@@ -39,16 +39,16 @@ HEADER = ("| run | beta | steps | test -ELBO | test IWAE NLL (k, images) | -ELBO
 
 
 # Seconds per training step (batch 128), per 1000 test images scored by the IWAE bound at k = 1000,
-# and per run for the rest (loading, compiling, evaluation, figures), measured on the 2-core CPU
-# while other jobs shared it: train_and_evaluate on the real data for 60 to 200 steps.
-SECONDS_PER_STEP = {"dense": 0.013, "conv": 0.08}
-IWAE_SECONDS_PER_1000 = {"dense": 35.0, "conv": 240.0}
-SECONDS_PER_RUN = 10.0
+# and per run for the rest (loading, compiling, evaluation, figures), fitted to the study's own
+# runs on the idle 2-core CPU at b95fb3f (3 min 50 s for all 7: 23 to 30 s dense, 41 to 47 s conv).
+SECONDS_PER_STEP = {"dense": 0.008, "conv": 0.04}
+IWAE_SECONDS_PER_1000 = {"dense": 10.0, "conv": 95.0}
+SECONDS_PER_RUN = 6.0
 BASIS = (f"steps of {SECONDS_PER_STEP['dense'] * 1e3:.0f} ms dense, "
          f"{SECONDS_PER_STEP['conv'] * 1e3:.0f} ms conv, the IWAE bound (k = 1000) in "
          f"{IWAE_SECONDS_PER_1000['dense']:g} s dense, {IWAE_SECONDS_PER_1000['conv']:g} s conv "
-         f"per 1000 images, plus {SECONDS_PER_RUN:g} s per run, measured on a 2-core CPU shared "
-         "with other jobs")  # fmt: skip
+         f"per 1000 images, plus {SECONDS_PER_RUN:g} s per run, from this study's runs on an idle "
+         "2-core CPU")  # fmt: skip
 
 
 def seconds(config) -> float:

@@ -41,13 +41,13 @@ def runs(archs=("dense", "conv"), epochs: dict | None = None, conv_variants=VARI
 
 
 # Seconds per training step at batch 128 and per run (loading, compiling, the test evaluation and
-# figures), measured on the 2-core CPU while other jobs shared it: train_and_evaluate of each
-# variant on the real data for 25 to 200 steps. The contractive term's per-example encoder
-# Jacobian dominates its step.
+# figures), from the study's own runs on the idle 2-core CPU at c00290b (4 min 39 s for all 15
+# trainings); conv-contractive, not in the default plan, from 25 to 200 steps on a shared one. The
+# contractive term's per-example encoder Jacobian dominates its step.
 SECONDS_PER_STEP = {
-  "dense": 0.013,
-  "dense-contractive": 0.29,
-  "conv": 0.09,
+  "dense": 0.009,
+  "dense-contractive": 0.14,
+  "conv": 0.04,
   "conv-contractive": 2.0,
 }
 SECONDS_PER_RUN = {"dense": 6.0, "conv": 12.0}
@@ -56,7 +56,7 @@ BASIS = (
   f"{SECONDS_PER_STEP['dense-contractive'] * 1e3:.0f} ms dense contractive, "
   f"{SECONDS_PER_STEP['conv'] * 1e3:.0f} ms conv, {SECONDS_PER_STEP['conv-contractive']:g} s conv "
   f"contractive, plus {SECONDS_PER_RUN['dense']:g} s (dense) or {SECONDS_PER_RUN['conv']:g} s "
-  "(conv) per run to load, compile and evaluate, measured on a 2-core CPU shared with other jobs"
+  "(conv) per run to load, compile and evaluate, from this study's runs on an idle 2-core CPU"
 )
 
 

@@ -25,17 +25,17 @@ NOTE = (
 
 
 # Seconds per training step (batch 64) and per run (loading, compiling, sample grids, 5000 samples
-# scored), measured on the 2-core CPU while other jobs shared it: train_and_evaluate of each
-# objective on the real data for 60 to 100 steps. WGAN-GP takes 2 critic steps with a gradient
-# penalty per step; the evaluator is 1500 steps of a small classifier.
-SECONDS_PER_STEP = {"ns": 0.08, "saturating": 0.08, "wgan_gp": 0.2, "ns_r1": 0.1}
-SECONDS_PER_RUN = 25.0
-SECONDS_EVALUATOR = 50.0  # where no run has trained the frozen classifier yet
+# scored), fitted to the study's own runs on the idle 2-core CPU at c00290b (20 min 31 s for all
+# 12: 67 to 85 s each for ns, saturating and ns_r1, 2 to 3 min for wgan_gp). WGAN-GP takes 2 critic
+# steps with a gradient penalty per step; the evaluator is 1500 steps of a small classifier.
+SECONDS_PER_STEP = {"ns": 0.03, "saturating": 0.03, "wgan_gp": 0.058, "ns_r1": 0.033}
+SECONDS_PER_RUN = 15.0
+SECONDS_EVALUATOR = 45.0  # where no run has trained the frozen classifier yet
 BASIS = (
   "steps of " + ", ".join(f"{s * 1e3:.0f} ms {v}" for v, s in SECONDS_PER_STEP.items())
   + f", plus {SECONDS_PER_RUN:g} s per run to load, compile and score the samples and "
-  f"{SECONDS_EVALUATOR:g} s for the evaluator if it is not trained yet, measured on a 2-core CPU "
-  "shared with other jobs"
+  f"{SECONDS_EVALUATOR:g} s for the evaluator if it is not trained yet, from this study's runs on "
+  "an idle 2-core CPU"
 )  # fmt: skip
 
 
