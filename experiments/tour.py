@@ -37,9 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-           "Boot")  # fmt: skip
-
 
 @dataclasses.dataclass(frozen=True)
 class Part:
@@ -310,6 +307,7 @@ def _overlay_figure(path: Path, x, y, maps, c, p, layers, *, scale: int = 4) -> 
   seconds to lay out)."""
   from PIL import Image, ImageDraw
 
+  from genjax.data.tfds import SHORT_NAMES as CLASSES
   from genjax.explain import overlay
 
   rows = [int(np.flatnonzero(y == k)[0]) for k in range(len(CLASSES)) if np.any(y == k)]

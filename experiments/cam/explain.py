@@ -27,8 +27,7 @@ from genjax.data import tfds as data
 from genjax.explain import cam, metrics, overlay, sanity
 from genjax.models import classifier
 
-CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-           "Boot")  # fmt: skip
+CLASSES = data.SHORT_NAMES
 
 
 def combos(layers) -> list[tuple[str, str]]:

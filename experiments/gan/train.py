@@ -70,8 +70,7 @@ def d_step(state: GANState, x_real, key, *, g_def, d_def, d_tx, cfg: LossConfig)
   """One discriminator update; the generator's parameters and optimizer state pass through."""
   kz, kgp = jax.random.split(key)
   g = nnx.merge(g_def, state.g_params, state.g_rest)
-  z = jax.random.normal(kz, (x_real.shape[0], g.latent_dim))
-  x_fake = jax.lax.stop_gradient(g(z)[1]["x"])
+  x_fake = jax.lax.stop_gradient(gan.sample(g, kz, x_real.shape[0]))
 
   def objective(d_params):
     critic = lambda x: nnx.merge(d_def, d_params, state.d_rest)(x)[0]
@@ -98,8 +97,7 @@ def g_step(state: GANState, batch_size: int, key, *, g_def, d_def, g_tx, cfg: Lo
 
   def objective(g_params):
     g = nnx.merge(g_def, g_params, state.g_rest)
-    z = jax.random.normal(key, (batch_size, g.latent_dim))
-    fake = nnx.merge(d_def, state.d_params, state.d_rest)(g(z)[1]["x"])[0]
+    fake = nnx.merge(d_def, state.d_params, state.d_rest)(gan.sample(g, key, batch_size))[0]
     loss = losses.gan_g_loss(fake, kind=cfg.g_kind).mean()
     return loss, {"g_loss": loss}
 

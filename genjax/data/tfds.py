@@ -26,6 +26,11 @@ CLASS_NAMES = (
   "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
+# Figure labels: the same classes, short.
+SHORT_NAMES = (
+  "T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+  "Sandal", "Shirt", "Sneaker", "Bag", "Boot",
+)  # fmt: skip
 
 
 class DataError(RuntimeError):
