@@ -432,7 +432,8 @@ def r1_penalty(critic: Callable[[jax.Array], jax.Array], x_real: jax.Array) -> j
 # --- Faces: structural similarity, identity and feature-matching losses --------------------------
 
 
-def _gaussian_window(size: int, sigma: float) -> jax.Array:
+def gaussian_window(size: int, sigma: float) -> jax.Array:
+  """The normalized 1-D Gaussian window of SSIM (Wang et al. 2004: size 11, sigma 1.5)."""
   t = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2
   g = jnp.exp(-0.5 * jnp.square(t / sigma))
   return g / g.sum()
@@ -476,7 +477,7 @@ def ssim(
   _check_pair("ssim", x, y)
   if x.ndim != 4 or min(x.shape[1:3]) < filter_size:
     raise ValueError(f"ssim: want images [B, H, W, C] with H, W >= {filter_size}, got {x.shape}.")
-  g = _gaussian_window(filter_size, sigma)
+  g = gaussian_window(filter_size, sigma)
   rows = _valid_filter_matrix(x.shape[1], g).astype(x.dtype)
   cols = _valid_filter_matrix(x.shape[2], g).astype(x.dtype)
   moments = jnp.stack([x, y, x * x, y * y, x * y])  # [5, B, H, W, C], blurred together

@@ -27,7 +27,7 @@ from genjax.bench import alternating_ms  # noqa: E402
 def dssim_depthwise(x, y, *, filter_size=11, sigma=1.5, c1=1e-4, c2=9e-4):
   """The depthwise-convolution formulation (same window, constants and averaging as genjax's)."""
   c = x.shape[-1]
-  g = losses._gaussian_window(filter_size, sigma)
+  g = losses.gaussian_window(filter_size, sigma)
   kernel = jnp.tile((g[:, None] * g[None, :])[:, :, None, None], (1, 1, 1, c))
 
   def blur(v):
