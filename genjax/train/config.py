@@ -111,7 +111,7 @@ def check_values(config: ml_collections.ConfigDict) -> None:
         break
 
 
-def _plain(config) -> dict:
+def plain(config) -> dict:
   """The config as JSON values (tuples as lists), as config.json holds it."""
   if isinstance(config, ml_collections.ConfigDict):
     return json.loads(config.to_json())
@@ -120,7 +120,7 @@ def _plain(config) -> dict:
 
 def differences(saved: Mapping, config) -> list[tuple[str, Any, Any]]:
   """(path, saved value, new value) of each field that differs and that a resume may not change."""
-  old, new = dict(leaves(_plain(saved))), dict(leaves(_plain(config)))
+  old, new = dict(leaves(plain(saved))), dict(leaves(plain(config)))
   missing = object()
   out = []
   for path in sorted(old.keys() | new.keys()):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import ml_collections
 
+from genjax.train import config as tconfig
+
 # Fields that set how a run reports progress or when it pauses, not what it trains.
 PROGRESS_FIELDS = ("progress", "time_limit_minutes")
 
@@ -33,14 +35,13 @@ class Run:
 
 def content(config: ml_collections.ConfigDict | dict) -> dict:
   """The config as results.json stores it (JSON types: tuples as lists), less PROGRESS_FIELDS."""
-  d = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config
-  d = json.loads(json.dumps(d))
+  d = tconfig.plain(config)
   for k in PROGRESS_FIELDS:
     d.pop(k, None)
   return d
 
 
-def differences(planned: dict, stored: dict, prefix: str = "") -> list[str]:
+def differences(planned: dict, stored: dict) -> list[str]:
   """Dotted names of the fields where two config contents differ.
 
   A planned None matches any stored value: a placeholder that the run resolves and records (the
@@ -48,16 +49,14 @@ def differences(planned: dict, stored: dict, prefix: str = "") -> list[str]:
   the stored config lacks matches when planned as None or "": the config gained it after that run,
   whose behaviour was this default (e.g. an empty data_dir).
   """
+  new, old = dict(tconfig.leaves(planned)), dict(tconfig.leaves(stored))
   out = []
-  for k in sorted(planned.keys() | stored.keys()):
-    a, b = planned.get(k), stored.get(k)
-    if isinstance(a, dict) and isinstance(b, dict):
-      out += differences(a, b, f"{prefix}{k}.")
-    elif k not in stored:
-      if a not in (None, ""):
-        out.append(prefix + k)
-    elif k not in planned or (a != b and a is not None):
-      out.append(prefix + k)
+  for path in sorted(new.keys() | old.keys()):
+    if path not in old:
+      if new[path] not in (None, ""):
+        out.append(path)
+    elif path not in new or (new[path] != old[path] and new[path] is not None):
+      out.append(path)
   return out
 
 
