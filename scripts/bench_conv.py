@@ -1,14 +1,15 @@
-"""3x3 convolutions forward + backward: genjax's nn.conv2d against lax.conv_general_dilated.
+"""3x3 convolutions forward + backward: genjax's kernels.conv2d against lax.conv_general_dilated.
 
-  python scripts/bench_conv.py [--repeats 10]
+  python scripts/bench_conv.py [--repeats 10]     # GENJAX_KERNELS=cpu|xla to force a form
 
-nn.conv2d computes the same convolution; its gradients are matrix products (kernel gradient over
-the 9 taps, or over patches with fewer than 8 input channels; input gradient of strided layers over
-patches or space-to-depth blocks) instead of XLA:CPU's gradient convolutions, and small strided
-layers compute their value that way too (see genjax/nn.py). On the layer shapes of the
-Fashion-MNIST classifier and the conv VAE (batch 128), the script checks that values and
-gradients agree, then times value_and_grad (input and kernel) of a sum of squares and prints the
-median of `repeats` calls of each and the ratio. Both run in this one process, alternately.
+kernels.conv2d computes the same convolution. In its CPU form (the default on a CPU) its gradients
+are matrix products (kernel gradient over the 9 taps, or over patches with fewer than 8 input
+channels; input gradient of strided layers over patches or space-to-depth blocks) instead of
+XLA:CPU's gradient convolutions, and small strided layers compute their value that way too (see
+genjax/kernels.py). On the layer shapes of the Fashion-MNIST classifier and the conv VAE (batch
+128), the script checks that values and gradients agree, then times value_and_grad (input and
+kernel) of a sum of squares and prints the median of `repeats` calls of each and the ratio. Both
+run in this one process, alternately.
 """
 
 import argparse
@@ -21,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genjax import nn  # noqa: E402
+from genjax import kernels  # noqa: E402
 from genjax.bench import alternating_ms  # noqa: E402
 
 SHAPES = (  # (batch, size, C_in, C_out, stride, used by)
@@ -41,14 +42,16 @@ def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
   p.add_argument("--repeats", type=int, default=10)
   args = p.parse_args()
-  print(f"device {jax.devices()[0].platform}; value_and_grad (x and w) of sum(y^2), median ms")
+  print(
+    f"device {jax.devices()[0].platform}, genjax = kernels' {kernels.form()} form; value_and_grad (x and w) of sum(y^2), median ms"
+  )
   print(f"{'layer':52s} {'genjax':>8s} {'lax':>8s}  lax/genjax  max rel |dw diff|")
   for batch, size, c_in, c_out, stride, used in SHAPES:
     kx, kw = jax.random.split(jax.random.key(0))
     x = jax.random.normal(kx, (batch, size, size, c_in))
     w = jax.random.normal(kw, (3, 3, c_in, c_out)) / np.sqrt(9 * c_in)
     sides = {
-      "genjax": lambda x, w, s=stride: nn.conv2d(
+      "genjax": lambda x, w, s=stride: kernels.conv2d(
         x, w, (s, s), ((1, 1), (1, 1)), dimension_numbers=DN
       ),
       "lax": lambda x, w, s=stride: jax.lax.conv_general_dilated(

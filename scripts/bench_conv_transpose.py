@@ -1,9 +1,10 @@
 """The 4x4 stride-2 transposed convolution (every up-sampler in genjax): three ways to compute it.
 
-  python scripts/bench_conv_transpose.py [--repeats 20]
+  python scripts/bench_conv_transpose.py [--repeats 20]   # GENJAX_KERNELS=cpu|xla to force a form
 
-  genjax      nn.conv_transpose_2x: four matrix products (one per block offset) + overlap-add,
-              exactly the layer's 16 taps per input pixel
+  genjax      kernels.conv_transpose_2x; in its CPU form (the default on a CPU) four matrix
+              products (one per block offset) + overlap-add, exactly the layer's 16 taps per
+              input pixel
   sub-pixel   one 3x3 stride-1 conv producing the four output phases as channels, then
               depth-to-space (Shi et al. 2016): 36 taps per input pixel, 20 of them zero
   lax         jax.lax.conv_transpose: XLA's conv over the zero-dilated input
@@ -22,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genjax import nn  # noqa: E402
+from genjax import kernels  # noqa: E402
 from genjax.bench import alternating_ms  # noqa: E402
 
 SHAPES = (  # (batch, H, W, C_in, C_out, used by)
@@ -60,8 +61,10 @@ def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
   p.add_argument("--repeats", type=int, default=20)
   args = p.parse_args()
-  sides = {"genjax": nn.conv_transpose_2x, "sub-pixel": sub_pixel, "lax": lax_form}
-  print(f"device {jax.devices()[0].platform}; value_and_grad (x and w) of sum(y^2), median ms")
+  sides = {"genjax": kernels.conv_transpose_2x, "sub-pixel": sub_pixel, "lax": lax_form}
+  print(
+    f"device {jax.devices()[0].platform}, genjax = kernels' {kernels.form()} form; value_and_grad (x and w) of sum(y^2), median ms"
+  )
   print(
     f"{'layer':44s} {'genjax':>8s} {'sub-pixel':>10s} {'lax':>8s}  sub-pixel/genjax  lax/genjax  max|diff|"
   )

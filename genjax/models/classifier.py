@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from genjax import nn
+from genjax import kernels, nn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Stage(nnx.Module):
 
   def __call__(self, h: jax.Array) -> jax.Array:
     if self.pool:
-      h = nn.max_pool_2x2(h)
+      h = kernels.max_pool_2x2(h)
     for conv, norm in zip(self.convs, self.norms, strict=True):
       h = self.act(norm(conv(h)))
     return h
