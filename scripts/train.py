@@ -7,6 +7,10 @@ Override any field from the command line, e.g. --config.num_steps=100 --config.s
 A workdir that holds checkpoints is resumed (with the config it was started with: only the run's
 length, reporting, data paths and evaluation may change); a value out of range or a workdir of
 another run stops with one message naming the fields.
+
+Several processes (hosts, or one per GPU) run the same command: under srun, mpirun or on a Cloud
+TPU VM they find each other, elsewhere set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES
+and JAX_PROCESS_ID (see genjax.train.distributed). Process 0 writes the logs and the results.
 """
 
 import importlib
@@ -20,6 +24,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from genjax.train import config as tconfig  # noqa: E402
+from genjax.train import distributed  # noqa: E402
 from genjax.train import logging as tlog  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -40,13 +45,15 @@ def experiment_of(config_path: str) -> str:
 def main(argv):
   del argv
   tlog.quiet_library_logs()
+  distributed.initialize()  # before any JAX computation
   name = experiment_of(flags.FLAGS["config"].config_filename)
   train = importlib.import_module(f"experiments.{name}.train")
   try:
     results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except tconfig.ConfigError as e:  # a bad value or a workdir of another run: no traceback
     sys.exit(f"error: {e}")
-  print({k: v for k, v in results.items() if k != "config"})
+  if distributed.is_main():
+    print({k: v for k, v in results.items() if k != "config"})
 
 
 if __name__ == "__main__":

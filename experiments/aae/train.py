@@ -237,7 +237,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                  config=config.to_dict())  # fmt: skip
   writer.write_scalars(int(state.step), {k: v for k, v in results.items()
                                          if isinstance(v, float)})  # fmt: skip
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  tlog.write_json(workdir / "results.json", results)
   pair = (config.identity_a, config.identity_b) if config.dataset != "mock" else test.names[:2]
   preview(workdir / "preview.png", ae_def, state, test, pair, jax.random.fold_in(eval_key, 1))
   writer.close()

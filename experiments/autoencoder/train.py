@@ -1,7 +1,6 @@
 """Regularized autoencoders on Fashion-MNIST: train, checkpoint, resume, evaluate on the test split."""
 
 import dataclasses
-import json
 
 import jax
 import ml_collections
@@ -12,8 +11,8 @@ from flax import nnx
 from genjax import losses
 from genjax.data import tfds as data
 from genjax.models import autoencoder
+from genjax.train import distributed, loop, sharding
 from genjax.train import logging as tlog
-from genjax.train import loop, sharding
 from genjax.train import state as tstate
 
 
@@ -109,8 +108,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Data.
   kw = {"manual_dir": config.data_dir} if config.get("data_dir") else {}
-  train_ds = data.get_dataset(config.dataset, config.train_split, **kw)
-  test_ds = data.get_dataset(config.dataset, config.test_split, **kw)
+  # Each process holds the whole (small) set; process 0 prepares it first, the others read that.
+  train_ds = distributed.main_first(data.get_dataset, config.dataset, config.train_split, **kw)
+  test_ds = distributed.main_first(data.get_dataset, config.dataset, config.test_split, **kw)
   get_batch = _batches(train_ds, mesh, seed=config.seed, batch_size=config.batch_size,
                        on_device=config.on_device)  # fmt: skip
 
@@ -125,7 +125,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.write_scalars(
     int(state.step), {k: v for k, v in results.items() if k.startswith(("test", "weight"))}
   )
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  tlog.write_json(workdir / "results.json", results)  # these writes: process 0 only
   x = test_ds.x[:16]
   x_hat = tstate.make_eval_fn(graphdef, lambda m, v: jax.nn.sigmoid(m(v)[0]))(state, x)
   tlog.save_image_grid(workdir / "reconstructions.png", np.concatenate([x, x_hat]), ncol=16)

@@ -134,7 +134,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results = evaluate(graphdef, state, test_ds, mesh, config.eval_batch_size)
   results.update(step=int(state.step), config=config.to_dict())
   writer.write_scalars(int(state.step), {k: v for k, v in results.items() if k.startswith("test_")})
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  tlog.write_json(workdir / "results.json", results)
   if config.lambda_rec:
     recon = tstate.make_eval_fn(graphdef, _reconstruct)(state, test_ds.x[:16])
     tlog.save_image_grid(workdir / "reconstructions.png", np.concatenate([test_ds.x[:16], recon]),

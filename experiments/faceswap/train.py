@@ -160,7 +160,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results.update(step=int(state.step), identities=list(names), num_train=len(train),
                  num_test=len(test), config=config.to_dict())  # fmt: skip
   writer.write_scalars(int(state.step), {k: v for k, v in results.items() if k.startswith("self")})
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  tlog.write_json(workdir / "results.json", results)
   preview(workdir / "preview.png", graphdef, state, test)
   writer.close()
   ckpt.close()

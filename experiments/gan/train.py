@@ -6,7 +6,6 @@ against the updated discriminator; the whole step is one jitted function.
 """
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +216,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results = evaluate(x_fake, clf, test_ds.x[:n], train_ds.x[:n])
   results.update(step=int(state.step), eval_samples=n, config=config.to_dict())
   writer.write_scalars(int(state.step), {k: v for k, v in results.items() if k not in ("config",)})
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  tlog.write_json(workdir / "results.json", results)
   writer.close()
   ckpt.close()
   return results

@@ -26,6 +26,7 @@ from genjax.data import tfds as batching
 from genjax.faces import align, augment
 from genjax.models import identity
 from genjax.train import checkpoint, loop, sharding
+from genjax.train import logging as tlog
 from genjax.train import state as tstate
 
 
@@ -184,7 +185,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.get("photos"):
     results["photo_identification"] = photo_identification(config, graphdef, state, train.names)
   writer.write_scalars(int(state.step), {"verification_acc": results["verification_acc"]})
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  tlog.write_json(workdir / "results.json", results)
   writer.close()
   ckpt.close()
   return results

@@ -335,7 +335,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                  config=config.to_dict())  # fmt: skip
   writer.write_scalars(int(state.step), {k: v for k, v in results.items()
                                          if isinstance(v, float)})  # fmt: skip
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  tlog.write_json(workdir / "results.json", results)
   preview(workdir / "preview.png", defs, state, test)
   writer.close()
   ckpt.close()

@@ -1,6 +1,5 @@
 """Variational autoencoders on Fashion-MNIST: train on the negative ELBO, report test -ELBO, IWAE NLL, MSE, figures."""
 
-import json
 import time
 from pathlib import Path
 
@@ -162,7 +161,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results = evaluate(graphdef, state, config, x, x_t, mesh)
   results.update(step=int(state.step), config=config.to_dict())
   writer.write_scalars(int(state.step), {k: v for k, v in results.items() if k.startswith("test")})
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  tlog.write_json(workdir / "results.json", results)
   save_figures(graphdef, state, config, workdir, x, x_t)
   writer.close()
   ckpt.close()

@@ -3,9 +3,15 @@
 Orbax writes each step to a temporary folder and renames it when complete, so a run killed while
 saving leaves the last complete checkpoint as the latest one. A step damaged afterwards (a truncated
 or missing file: a full disk, a partial copy) is reported on stderr and moved aside to
-<directory>.corrupt/<step>, and the newest step that restores is used. The state is replicated over
-the mesh (data parallelism), so one host copy is saved and restored arrays are placed back with the
-shardings of the template state.
+<directory>.corrupt/<step>, and the newest step that restores is used.
+
+Saving is asynchronous: maybe_save() returns once the arrays are in host memory (copied off an
+accelerator; on a CPU, referenced, which makes the next step's donation copy instead of overwrite)
+and the files are written in the background while training goes on; restore() and close() wait for
+them. The sharded arrays are saved as they are (each process writes its part, every byte of a
+replicated array once) and restored straight into the template's shardings, with no host copy of
+the whole state. Multi-process, every process calls every method, and the directory is on a
+filesystem that all of them see.
 """
 
 import shutil
@@ -14,6 +20,8 @@ from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
+
+from genjax.train import distributed
 
 
 def saved_steps(directory: str | Path) -> list[int]:
@@ -24,6 +32,12 @@ def saved_steps(directory: str | Path) -> list[int]:
   return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def _root_cause(e: BaseException) -> BaseException:
+  while e.__cause__ is not None:
+    e = e.__cause__
+  return e
+
+
 class Checkpointer:
   """Thin wrapper over ocp.CheckpointManager for one train-state pytree."""
 
@@ -31,8 +45,11 @@ class Checkpointer:
     self.every = every
     self.manager = ocp.CheckpointManager(
       Path(directory).absolute(),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True
+      ),
     )
+    self._last = self.manager.latest_step()  # the newest step saved or being saved
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -44,18 +61,26 @@ class Checkpointer:
     Steps newer than the one restored failed to restore into the same template, so they are
     damaged: each is reported and moved aside. If no step restores, nothing is moved and the
     newest step's error is raised (a template that does not match the run fails every step).
+    Errors are reported by their root cause (TensorStore's, e.g. OUT_OF_RANGE for a short file),
+    not by the wrappers Orbax raises from it.
     """
-    steps = sorted(self.manager.all_steps(), reverse=True)
-    template, errors = jax.device_get(state), []
-    for step in steps:
+    self.manager.wait_until_finished()
+    abstract = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)
+    template, errors = jax.tree.map(abstract, state), []
+    for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        host = self.manager.restore(step, args=ocp.args.StandardRestore(template))
+        restored = self.manager.restore(step, args=ocp.args.StandardRestore(template))
       except Exception as e:  # Orbax and TensorStore raise many kinds for a damaged step
-        errors.append((step, e))
+        errors.append((step, _root_cause(e)))
         continue
-      for bad, e in errors:
-        self._set_aside(bad, e, restored=step)
-      return jax.tree.map(lambda a, t: jax.device_put(a, t.sharding), host, state)
+      if errors:
+        if distributed.is_main():
+          for bad, e in errors:
+            self._set_aside(bad, e, restored=step)
+        distributed.barrier("checkpoint-set-aside")
+        self.manager.reload()
+      self._last = step
+      return restored
     if errors:
       raise errors[0][1]
     return state
@@ -68,20 +93,23 @@ class Checkpointer:
     if target.exists():
       shutil.rmtree(target)
     shutil.move(directory / str(step), target)
-    self.manager.reload()
     text = str(error).strip()
     message = text.splitlines()[0][:300] if text else "no message"
     print(f"checkpoint step {step} in {directory} could not be restored ({type(error).__name__}: "
           f"{message}); moved to {target}; resuming from step {restored}.", file=sys.stderr)  # fmt: skip
 
+  def due(self, step: int) -> bool:
+    """True at the multiples of `every` (none when every <= 0)."""
+    return self.every > 0 and step % self.every == 0
+
   def maybe_save(self, step: int, state, *, force: bool = False) -> bool:
-    """Saves at multiples of `every` (and whenever force=True, e.g. at the last step)."""
-    if not force and (self.every <= 0 or step % self.every):
+    """Starts saving at multiples of `every` (and whenever force=True, e.g. at the last step)."""
+    if not (force or self.due(step)):
       return False
-    if self.manager.latest_step() == step:
+    if self._last == step:
       return False
-    self.manager.save(step, args=ocp.args.StandardSave(jax.device_get(state)), force=True)
-    self.manager.wait_until_finished()
+    self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    self._last = step
     return True
 
   def close(self) -> None:

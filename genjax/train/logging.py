@@ -1,4 +1,8 @@
-"""Run logging: metrics as JSON lines and TensorBoard events in the workdir, image grids as PNG."""
+"""Run logging: metrics as JSON lines and TensorBoard events in the workdir, image grids as PNG.
+
+Everything here writes in process 0 only: in a multi-process run the other processes compute the
+same values and skip the writes, so the workdir reads as that of one process.
+"""
 
 import json
 import math
@@ -8,16 +12,22 @@ from pathlib import Path
 
 import numpy as np
 
+from genjax.train import distributed
+
 
 class MetricWriter:
   """Appends {"step": s, **scalars} to <workdir>/metrics.jsonl and writes TensorBoard scalars.
 
   A run resumed from step `start_step` first drops the rows a killed run wrote after that step,
-  so the file reads as one uninterrupted run.
+  so the file reads as one uninterrupted run. Outside process 0 it writes nothing.
   """
 
   def __init__(self, workdir: str | Path, *, start_step: int = 0, tensorboard: bool = True):
     self.workdir = Path(workdir)
+    self.active = distributed.is_main()
+    self._jsonl = self._tb = None
+    if not self.active:
+      return
     self.workdir.mkdir(parents=True, exist_ok=True)
     path = self.workdir / "metrics.jsonl"
     if path.exists():
@@ -27,6 +37,8 @@ class MetricWriter:
     self._tb = _EventFile(self.workdir / "tensorboard") if tensorboard else None
 
   def write_scalars(self, step: int, scalars: dict) -> None:
+    if not self.active:
+      return
     row = {"step": int(step), "time": time.time()}
     row.update({k: float(v) for k, v in scalars.items()})
     self._jsonl.write(json.dumps(row) + "\n")
@@ -35,7 +47,8 @@ class MetricWriter:
       self._tb.scalars(step, row["time"], scalars)
 
   def close(self) -> None:
-    self._jsonl.close()
+    if self._jsonl is not None:
+      self._jsonl.close()
     if self._tb is not None:
       self._tb.close()
 
@@ -72,6 +85,14 @@ class _EventFile:
     self._file.close()
 
 
+def write_json(path: str | Path, obj) -> Path:
+  """Writes `obj` as indented JSON (results, reports) and returns the path."""
+  path = Path(path)
+  if distributed.is_main():
+    path.write_text(json.dumps(obj, indent=2))
+  return path
+
+
 def read_metrics(workdir: str | Path) -> list[dict]:
   path = Path(workdir) / "metrics.jsonl"
   return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -100,6 +121,8 @@ def save_image_grid(path: str | Path, images: np.ndarray, *, ncol: int | None = 
 
   grid = np.round(image_grid(images, ncol=ncol) * 255).astype(np.uint8)
   path = Path(path)
+  if not distributed.is_main():
+    return path
   path.parent.mkdir(parents=True, exist_ok=True)
   Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
   return path

@@ -12,7 +12,13 @@ a killed run started again with the same command continues where its last checkp
 ends in the same state: batches and keys are functions of the global step. The metrics of step s
 are read while step s+1 runs, so the host never stalls the device: only the total loss crosses to
 the host each step (a non-finite term makes it non-finite, and then every term is fetched to name
-the culprit); all terms are logged every log_every steps.
+the culprit); all terms are logged every log_every steps. A step that is checkpointed is checked
+and logged before its checkpoint is saved (which waits for it anyway), so a checkpoint never holds
+a state past a non-finite loss, and a run killed after it resumes with its log complete.
+
+Multi-process (genjax.train.distributed), every process runs this same loop on the global state;
+process 0 alone writes config.json, the metrics and the progress bar, and its clock decides when a
+time limit is reached, so every process stops after the same step.
 """
 
 import json
@@ -26,7 +32,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from genjax.train import checkpoint, sharding
+from genjax.train import checkpoint, distributed, sharding
 from genjax.train import config as tconfig
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
@@ -40,8 +46,9 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path):
   Before anything is built the config's values are range-checked (tconfig.check_values), and a
   workdir that holds checkpoints is checked to hold a run of this config (tconfig.check_resume:
   only run length, reporting, data paths and evaluation may differ); either raises a ConfigError
-  (a ValueError) naming the fields. The config is then written to workdir/config.json, so a run
-  can be restored before it has finished."""
+  (a ValueError) naming the fields. The config is then written to workdir/config.json (by
+  process 0, replaced whole so that no process reads half of it), so a run can be restored before
+  it has finished."""
   tconfig.check_values(config)
   try:
     mesh = sharding.make_mesh(config.get("num_devices"))
@@ -53,7 +60,10 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path):
   if saved.exists() and checkpoint.saved_steps(workdir / "checkpoints"):
     tconfig.check_resume(json.loads(saved.read_text()), config, where=str(workdir))
   workdir.mkdir(parents=True, exist_ok=True)
-  saved.write_text(config.to_json(indent=2))
+  if distributed.is_main():
+    partial = saved.with_name(saved.name + ".partial")
+    partial.write_text(config.to_json(indent=2))
+    partial.replace(saved)
   return workdir, mesh, jax.random.fold_in(jax.random.key(config.seed), 1)
 
 
@@ -84,7 +94,7 @@ def run(
   start = int(state.step)
   writer = tlog.MetricWriter(workdir, start_step=start)
   bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
-             disable=not config.get("progress", True))  # fmt: skip
+             disable=not (config.get("progress", True) and distributed.is_main()))  # fmt: skip
   minutes = config.get("time_limit_minutes")
   deadline = time.monotonic() + 60 * minutes if minutes else None
 
@@ -102,7 +112,7 @@ def run(
 
   pending, t0, seen = None, time.perf_counter(), 0
   for step in range(start, config.num_steps):
-    if deadline is not None and time.monotonic() > deadline:
+    if deadline is not None and distributed.agree(time.monotonic() > deadline):
       break
     state, metrics = train_step(state, get_batch(step), key)
     if pending is not None and report(*pending, t0, seen):
@@ -110,7 +120,11 @@ def run(
     pending, seen = (step + 1, metrics), seen + images_per_step
     if after_step is not None:
       after_step(step + 1, state)
-    ckpt.maybe_save(step + 1, state)
+    if ckpt.due(step + 1):  # a saved step has passed its NaN check and has its row in the log
+      if report(*pending, t0, seen):
+        t0, seen = time.perf_counter(), 0
+      pending = None
+      ckpt.maybe_save(step + 1, state)
   if pending is not None:
     report(*pending, t0, seen, force=True)
   ckpt.maybe_save(int(state.step), state, force=True)
