@@ -24,6 +24,16 @@ def activation(name: str):
   return ACTIVATIONS[name]
 
 
+DTYPES = ("float32", "bfloat16")
+
+
+def compute_dtype(name: str) -> jnp.dtype:
+  """A model's compute dtype by name (its parameters stay float32: mixed precision)."""
+  if name not in DTYPES:
+    raise ValueError(f"unknown dtype {name!r}; expected one of {DTYPES}.")
+  return jnp.dtype(name)
+
+
 def build(make: Callable[[], nnx.Module]) -> nnx.Module:
   """make() with all of its initializers in one jit.
 

@@ -216,3 +216,25 @@ def test_under_xla_a_train_step_has_only_xla_convolutions_and_pooling():
   assert xla["custom"] == 0 and xla["other"] == 0 and xla["pool"] > 0 and xla["conv"] > 0
   # the CPU form does the work as products and selects: fewer convolutions, no reduce-window
   assert cpu["custom"] > 0 and cpu["other"] > 0 and cpu["pool"] == 0 and cpu["conv"] < xla["conv"]
+
+
+def test_config_kernels_sets_the_form_of_a_run_and_both_forms_train_alike(tmp_path):
+  from experiments.autoencoder import train as ae_train
+  from experiments.autoencoder.configs import conv
+  from genjax.train import config as tconfig
+
+  results = {}
+  for form in FORMS:
+    config = conv.get_config("smoke")
+    config.kernels, config.progress = form, False
+    try:
+      results[form] = ae_train.train_and_evaluate(config, str(tmp_path / form))
+      assert kernels.chosen() == form
+    finally:
+      kernels.set_form(None)
+  for k in ("test_mse", "test_bce", "weight_norm"):
+    np.testing.assert_allclose(results["xla"][k], results["cpu"][k], rtol=1e-5, err_msg=k)
+  config = conv.get_config("smoke")
+  config.kernels = "fast"
+  with pytest.raises(tconfig.ConfigError, match=r"config.kernels = 'fast': must be one of auto"):
+    ae_train.train_and_evaluate(config, str(tmp_path / "bad"))

@@ -2,6 +2,10 @@
 
 Both return (logits, {"z": z}); sigmoid(logits) is the reconstruction in [0, 1]. The decoder emits
 logits so that binary cross-entropy is computed stably; MSE is taken on sigmoid(logits).
+
+Mixed precision: with dtype="bfloat16" the layers compute in bfloat16 while parameters (and so
+the optimizer state and the updates) stay float32; z and the logits come out as float32, so the
+losses and their sums are float32 too.
 """
 
 import dataclasses
@@ -24,6 +28,7 @@ class AutoencoderConfig:
   latent_dim: size of the code z.
   activation: hidden-layer nonlinearity (relu, gelu, softplus, tanh, ...).
   code_activation: nonlinearity on z (linear, relu for sparse codes, sigmoid, ...).
+  dtype: compute dtype, "float32" or "bfloat16" (parameters are float32 either way).
   """
 
   kind: str = "dense"
@@ -32,20 +37,18 @@ class AutoencoderConfig:
   latent_dim: int = 32
   activation: str = "relu"
   code_activation: str = "linear"
+  dtype: str = "float32"
 
 
 class DenseAutoencoder(nnx.Module):
   def __init__(self, cfg: AutoencoderConfig, *, rngs: nnx.Rngs):
     self.image_shape = tuple(cfg.image_shape)
     d = math.prod(self.image_shape)
-    widths = (d, *cfg.hidden, cfg.latent_dim)
-    self.enc = nnx.List(
-      [nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:], strict=True)]
-    )
+    widths, dtype = (d, *cfg.hidden, cfg.latent_dim), nn.compute_dtype(cfg.dtype)
+    linear = lambda a, b: nnx.Linear(a, b, dtype=dtype, rngs=rngs)
+    self.enc = nnx.List([linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)])
     back = widths[::-1]
-    self.dec = nnx.List(
-      [nnx.Linear(a, b, rngs=rngs) for a, b in zip(back[:-1], back[1:], strict=True)]
-    )
+    self.dec = nnx.List([linear(a, b) for a, b in zip(back[:-1], back[1:], strict=True)])
     self.act = nn.activation(cfg.activation)
     self.code_act = nn.activation(cfg.code_activation)
 
@@ -55,14 +58,14 @@ class DenseAutoencoder(nnx.Module):
     h = x.reshape(x.shape[0], -1)
     for layer in self.enc[:-1]:
       h = self.act(layer(h))
-    return self.code_act(self.enc[-1](h))
+    return self.code_act(self.enc[-1](h)).astype(jnp.float32)
 
   def decode(self, z: jax.Array) -> jax.Array:
     """z [B, latent_dim] -> logits [B, H, W, C]."""
     h = z
     for layer in self.dec[:-1]:
       h = self.act(layer(h))
-    return self.dec[-1](h).reshape(z.shape[0], *self.image_shape)
+    return self.dec[-1](h).reshape(z.shape[0], *self.image_shape).astype(jnp.float32)
 
   def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
     z = self.encode(x)
@@ -80,24 +83,25 @@ class ConvAutoencoder(nnx.Module):
       )
     c1, c2 = cfg.hidden[:2] if len(cfg.hidden) >= 2 else (32, 64)
     self.bottom = (h // 4, w // 4, c2)
-    flat = math.prod(self.bottom)
-    conv = lambda a, b: nn.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding=1, rngs=rngs)
+    flat, dtype = math.prod(self.bottom), nn.compute_dtype(cfg.dtype)
+    conv = lambda a, b: nn.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding=1, dtype=dtype,
+                                rngs=rngs)  # fmt: skip
     self.conv1, self.conv2 = conv(c, c1), conv(c1, c2)
-    self.to_z = nnx.Linear(flat, cfg.latent_dim, rngs=rngs)
-    self.from_z = nnx.Linear(cfg.latent_dim, flat, rngs=rngs)
-    self.up1 = nn.ConvTranspose2x(c2, c1, rngs=rngs)
-    self.up2 = nn.ConvTranspose2x(c1, c, rngs=rngs)
+    self.to_z = nnx.Linear(flat, cfg.latent_dim, dtype=dtype, rngs=rngs)
+    self.from_z = nnx.Linear(cfg.latent_dim, flat, dtype=dtype, rngs=rngs)
+    self.up1 = nn.ConvTranspose2x(c2, c1, dtype=dtype, rngs=rngs)
+    self.up2 = nn.ConvTranspose2x(c1, c, dtype=dtype, rngs=rngs)
     self.act = nn.activation(cfg.activation)
     self.code_act = nn.activation(cfg.code_activation)
 
   def encode(self, x: jax.Array) -> jax.Array:
     nn.check_images(x, self.image_shape, "ConvAutoencoder.encode")
     h = self.act(self.conv2(self.act(self.conv1(x))))
-    return self.code_act(self.to_z(h.reshape(x.shape[0], -1)))
+    return self.code_act(self.to_z(h.reshape(x.shape[0], -1))).astype(jnp.float32)
 
   def decode(self, z: jax.Array) -> jax.Array:
     h = self.act(self.from_z(z)).reshape(z.shape[0], *self.bottom)
-    return self.up2(self.act(self.up1(h)))
+    return self.up2(self.act(self.up1(h))).astype(jnp.float32)
 
   def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
     z = self.encode(x)

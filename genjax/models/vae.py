@@ -1,10 +1,13 @@
 """Variational autoencoders (Kingma & Welling 2014): q(z|x) = N(mu, diag sigma^2), p(x|z) Bernoulli or Gaussian.
 
 Both models return (out, aux): `out` is the decoder output for z = mu + sigma * eps (Bernoulli
-logits, or Gaussian means), aux holds mu, logvar, z and, for a Gaussian decoder, x_logvar.
+logits, or Gaussian means), aux holds mu, logvar, z and, for a Gaussian decoder, x_logvar. With
+dtype="bfloat16" the layers compute in bfloat16 on float32 parameters; mu, logvar and the decoder
+output come out as float32, so the ELBO is summed in float32.
 """
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -27,6 +30,7 @@ class VAEConfig:
   learn_x_sigma: learn one log variance per pixel, floored at log(x_sigma_min^2) because a pixel
     that is constant in the data (the black border) would otherwise drive its variance to 0 and the
     likelihood to infinity.
+  dtype: compute dtype, "float32" or "bfloat16" (parameters are float32 either way).
   """
 
   kind: str = "dense"
@@ -38,6 +42,7 @@ class VAEConfig:
   x_sigma: float = 0.1
   learn_x_sigma: bool = False
   x_sigma_min: float = 0.01
+  dtype: str = "float32"
 
 
 def reparameterize(key: jax.Array, mu: jax.Array, logvar: jax.Array) -> jax.Array:
@@ -92,10 +97,11 @@ class DenseVAE(_VAE):
     self._init_pixel_model(cfg)  # first: a bad config fails before any weight is drawn
     widths = (math.prod(self.image_shape), *cfg.hidden)
     pairs = lambda w: zip(w[:-1], w[1:], strict=True)
-    self.enc = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in pairs(widths)])
-    self.to_stats = nnx.Linear(widths[-1], 2 * cfg.latent_dim, rngs=rngs)  # [mu, logvar]
+    linear = functools.partial(nnx.Linear, dtype=nn.compute_dtype(cfg.dtype), rngs=rngs)
+    self.enc = nnx.List([linear(a, b) for a, b in pairs(widths)])
+    self.to_stats = linear(widths[-1], 2 * cfg.latent_dim)  # [mu, logvar]
     back = (cfg.latent_dim, *widths[::-1])
-    self.dec = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in pairs(back)])
+    self.dec = nnx.List([linear(a, b) for a, b in pairs(back)])
     self.act = nn.activation(cfg.activation)
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -104,7 +110,7 @@ class DenseVAE(_VAE):
     h = x.reshape(x.shape[0], -1)
     for layer in self.enc:
       h = self.act(layer(h))
-    mu, logvar = jnp.split(self.to_stats(h), 2, axis=-1)
+    mu, logvar = jnp.split(self.to_stats(h).astype(jnp.float32), 2, axis=-1)
     return mu, logvar
 
   def decode(self, z: jax.Array) -> jax.Array:
@@ -112,7 +118,7 @@ class DenseVAE(_VAE):
     h = z
     for layer in self.dec[:-1]:
       h = self.act(layer(h))
-    return self.dec[-1](h).reshape(z.shape[0], *self.image_shape)
+    return self.dec[-1](h).reshape(z.shape[0], *self.image_shape).astype(jnp.float32)
 
 
 class ConvVAE(_VAE):
@@ -125,24 +131,26 @@ class ConvVAE(_VAE):
     self._init_pixel_model(cfg)
     c1, c2 = cfg.hidden[:2] if len(cfg.hidden) >= 2 else (32, 64)
     self.bottom = (h // 4, w // 4, c2)
-    flat = math.prod(self.bottom)
-    conv = lambda a, b: nn.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding=1, rngs=rngs)
+    flat, dtype = math.prod(self.bottom), nn.compute_dtype(cfg.dtype)
+    conv = lambda a, b: nn.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding=1, dtype=dtype,
+                                rngs=rngs)  # fmt: skip
     self.conv1, self.conv2 = conv(c, c1), conv(c1, c2)
-    self.to_stats = nnx.Linear(flat, 2 * cfg.latent_dim, rngs=rngs)
-    self.from_z = nnx.Linear(cfg.latent_dim, flat, rngs=rngs)
-    self.up1 = nn.ConvTranspose2x(c2, c1, rngs=rngs)
-    self.up2 = nn.ConvTranspose2x(c1, c, rngs=rngs)
+    self.to_stats = nnx.Linear(flat, 2 * cfg.latent_dim, dtype=dtype, rngs=rngs)
+    self.from_z = nnx.Linear(cfg.latent_dim, flat, dtype=dtype, rngs=rngs)
+    self.up1 = nn.ConvTranspose2x(c2, c1, dtype=dtype, rngs=rngs)
+    self.up2 = nn.ConvTranspose2x(c1, c, dtype=dtype, rngs=rngs)
     self.act = nn.activation(cfg.activation)
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     nn.check_images(x, self.image_shape, "ConvVAE.encode")
     h = self.act(self.conv2(self.act(self.conv1(x))))
-    mu, logvar = jnp.split(self.to_stats(h.reshape(x.shape[0], -1)), 2, axis=-1)
+    stats = self.to_stats(h.reshape(x.shape[0], -1)).astype(jnp.float32)
+    mu, logvar = jnp.split(stats, 2, axis=-1)
     return mu, logvar
 
   def decode(self, z: jax.Array) -> jax.Array:
     h = self.act(self.from_z(z)).reshape(z.shape[0], *self.bottom)
-    return self.up2(self.act(self.up1(h)))
+    return self.up2(self.act(self.up1(h))).astype(jnp.float32)
 
 
 def make(cfg: VAEConfig, *, rngs: nnx.Rngs) -> DenseVAE | ConvVAE:

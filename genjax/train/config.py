@@ -45,6 +45,10 @@ _FRACTION = _rule(lambda v: 0 <= v <= 1, "in [0, 1]")
 _MOMENTUM = _rule(lambda v: 0 <= v < 1, "in [0, 1)")
 
 
+def _one_of(*names: str):
+  return lambda v: None if v in names else f"must be one of {', '.join(names)}"
+
+
 def _if_number(check):
   """The check for numbers; other values (the loss's kind names, flags) pass."""
   return lambda v: check(v) if _number(v) else None
@@ -53,6 +57,8 @@ def _if_number(check):
 # (pattern on the dotted path, check, None allowed?), first match wins.
 RULES: tuple[tuple[str, Callable, bool], ...] = (
   ("num_devices", _POSITIVE_INT, True),  # None: every visible device
+  ("kernels", _one_of("auto", "cpu", "xla"), True),  # None: $GENJAX_KERNELS, else auto
+  ("model.dtype", _one_of("float32", "bfloat16"), False),
   ("num_steps", _COUNT, True),  # None (the classifier): config.epochs passes over the data
   ("*batch_size", _POSITIVE_INT, False),
   ("iwae_batch", _POSITIVE_INT, False),
@@ -82,11 +88,12 @@ RULES: tuple[tuple[str, Callable, bool], ...] = (
   ("model.latent_dim", _POSITIVE_INT, False),
 )
 
-# Fields a resumed run may change: how long it runs, how it reports, where it reads data from, how
-# it is evaluated afterwards. Any other difference would restore a checkpoint into another model,
+# Fields a resumed run may change: how long it runs, on which devices and kernel forms (the same
+# function, computed by other ops), how it reports, where it reads data from, how it is evaluated
+# afterwards. Any other difference would restore a checkpoint into another model,
 # optimizer or objective.
 RESUMABLE = (
-  "num_steps", "epochs", "time_limit_minutes", "num_devices", "progress", "log_every",
+  "num_steps", "epochs", "time_limit_minutes", "num_devices", "kernels", "progress", "log_every",
   "checkpoint_every", "sample_every", "data_dir", "data_root", "eval_*", "iwae_*", "evaluator_*",
 )  # fmt: skip
 

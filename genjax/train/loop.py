@@ -32,6 +32,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
+from genjax import kernels
 from genjax.train import checkpoint, distributed, sharding
 from genjax.train import config as tconfig
 from genjax.train import logging as tlog
@@ -42,6 +43,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path):
   """(workdir, mesh, train_key) of a run: the workdir created; the mesh over config.num_devices
   devices (default: all), checked to split config.batch_size evenly; the training key
   fold_in(key(config.seed), 1), whose per-step keys train_step folds in from the step.
+  config.kernels (auto | cpu | xla; absent or None: $GENJAX_KERNELS, else auto) sets the form of
+  genjax.kernels for everything built afterwards.
 
   Before anything is built the config's values are range-checked (tconfig.check_values), and a
   workdir that holds checkpoints is checked to hold a run of this config (tconfig.check_resume:
@@ -50,6 +53,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path):
   process 0, replaced whole so that no process reads half of it), so a run can be restored before
   it has finished."""
   tconfig.check_values(config)
+  kernels.set_form(config.get("kernels"))
   try:
     mesh = sharding.make_mesh(config.get("num_devices"))
     sharding.check_batch_size(config.batch_size, mesh)

@@ -30,6 +30,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw (or ../shared/data/faces/lfw)
   c.identity_a, c.identity_b = "George_W_Bush", "Colin_Powell"  # the pair of the previews
   c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
+  # genjax.kernels' form: auto | cpu | xla; None: $GENJAX_KERNELS, else auto
+  c.kernels = ml_collections.config_dict.placeholder(str)
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(100, 100, 3), channels=(32, 64, 128), latent_dim=128, identity_dim=32,
     decoder_channels=(64, 32), disc_hidden=(256, 256),

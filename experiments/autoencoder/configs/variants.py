@@ -17,9 +17,12 @@ def base(kind: str) -> ml_collections.ConfigDict:
   c.data_dir = ""  # folder of the official files; "" = $GENJAX_DATA_DIR/fashion_mnist or download
   c.on_device = True  # Fashion-MNIST (188 MB as float32) stays on the device whole
   c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
+  # genjax.kernels' form: auto | cpu | xla; None: $GENJAX_KERNELS, else auto
+  c.kernels = ml_collections.config_dict.placeholder(str)
   c.model = ml_collections.ConfigDict(dict(
     kind=kind, image_shape=(28, 28, 1), latent_dim=32, activation="relu", code_activation="linear",
     hidden=(512, 256) if kind == "dense" else (32, 64),
+    dtype="float32",  # compute dtype: float32 | bfloat16 (parameters stay float32)
   ))  # fmt: skip
   c.loss = ml_collections.ConfigDict(dict(
     reconstruction="bce", penalty="none", weight_decay=0.0, exclude_bias=True, sparsity=0.0,

@@ -22,6 +22,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train_split, c.test_split = "train", "test"
   c.data_dir = ""  # folder of the official files; "" = $GENJAX_DATA_DIR/fashion_mnist or download
   c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
+  # genjax.kernels' form: auto | cpu | xla; None: $GENJAX_KERNELS, else auto
+  c.kernels = ml_collections.config_dict.placeholder(str)
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(28, 28, 1), num_classes=10, channels=(32, 64, 128), depth=2, activation="relu",
     decoder=True,

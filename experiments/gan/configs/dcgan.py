@@ -21,6 +21,8 @@ def base() -> ml_collections.ConfigDict:
   c.train_split, c.test_split = "train", "test"
   c.data_dir = ""  # folder of the official files; "" = $GENJAX_DATA_DIR/fashion_mnist or download
   c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
+  # genjax.kernels' form: auto | cpu | xla; None: $GENJAX_KERNELS, else auto
+  c.kernels = ml_collections.config_dict.placeholder(str)
   c.model = ml_collections.ConfigDict(
     dict(image_shape=(28, 28, 1), latent_dim=64, g_widths=(64, 32), d_widths=(32, 64))
   )

@@ -33,6 +33,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                   "Gerhard_Schroeder")  # fmt: skip
   c.num_pairs = 1000  # same and different pairs each
   c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
+  # genjax.kernels' form: auto | cpu | xla; None: $GENJAX_KERNELS, else auto
+  c.kernels = ml_collections.config_dict.placeholder(str)
   c.model = ml_collections.ConfigDict(dict(image_shape=(100, 100, 3), channels=(32, 64, 96, 128),
                                            embed_dim=128))  # fmt: skip
   c.head = ml_collections.ConfigDict(dict(kind="cosface", scale=30.0, margin=0.35))

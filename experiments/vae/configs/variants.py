@@ -18,10 +18,13 @@ def base(kind: str) -> ml_collections.ConfigDict:
   c.data_dir = ""  # folder of the official files; "" = $GENJAX_DATA_DIR/fashion_mnist or download
   c.on_device = True
   c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
+  # genjax.kernels' form: auto | cpu | xla; None: $GENJAX_KERNELS, else auto
+  c.kernels = ml_collections.config_dict.placeholder(str)
   c.model = ml_collections.ConfigDict(dict(
     kind=kind, image_shape=(28, 28, 1), latent_dim=20, activation="relu",
     hidden=(512,) if kind == "dense" else (32, 64),
     likelihood="bernoulli", x_sigma=0.1, learn_x_sigma=False, x_sigma_min=0.01,
+    dtype="float32",  # compute dtype: float32 | bfloat16 (parameters stay float32)
   ))  # fmt: skip
   # Pixel model: Bernoulli decoder on dynamically binarized pixels (a fresh x_b ~ Bernoulli(x) at
   # every step; the test split binarized once with a fixed key), so log p(x) is a probability.
