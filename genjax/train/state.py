@@ -14,9 +14,8 @@ from genjax.train import sharding
 
 # XLA:CPU hands matrix products to YNNPACK and fuses neighbouring element-wise ops into them,
 # where it first writes out their broadcast operands (a bias, or the zero of a ReLU, as a whole
-# [B, H, W, C] array). Training steps compile with that off; one process, the two compilations
-# alternating (a throwaway timing script; medians of 5 to 12 rounds): DCGAN step 1.40x as fast, conv autoencoder 1.06x,
-# classifier 1.02x, dense VAE 1.01x, conv VAE 0.99x.
+# [B, H, W, C] array). Training steps compile with that off (the step times with and without are
+# in the README's "How a run works").
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
