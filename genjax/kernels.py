@@ -70,16 +70,12 @@ def set_form(name: str | None) -> None:
 @contextlib.contextmanager
 def use(name: str | None) -> Iterator[None]:
   """set_form(name) for the body of a with statement, then back to the form before."""
-  global _chosen
   saved = _chosen
   set_form(name)
   try:
     yield
   finally:
-    before = form()
-    _chosen = saved
-    if form() != before:
-      jax.clear_caches()
+    set_form(saved)
 
 
 def conv2d(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
