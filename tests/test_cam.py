@@ -239,13 +239,16 @@ def _float64(model):
 def test_gradcam_pp_is_finite_at_extreme_logits_and_equals_float64(x, derivatives):
   """Logits of about +-1000: exp(S) over- or underflows in float32 (and float64); the maps must not.
 
-  The float32 maps equal the float64 ones to 1e-5 relative (and, exact, so do the derivative
-  bundles e1, e2, e3). Rounding, not overflow, is what remains: alpha = e2 / (2 e2 + sum A e3) is
-  ill-conditioned where its denominator nearly vanishes (an input error eps becomes
-  eps |e2| / |denominator|), so a head with a 15x larger gain than here agreed to 3e-5 only.
+  The float32 maps equal the float64 ones to 1e-5 relative with the closed form, to 5e-5 with the
+  exact derivatives (and so do the derivative bundles e1, e2, e3). Rounding, not overflow, is what
+  remains: alpha = e2 / (2 e2 + sum A e3) is ill-conditioned where its denominator nearly vanishes
+  (an input error eps becomes eps |e2| / |denominator|), and the third-order forward passes round
+  more than one backward pass. The order of float32 sums follows the CPU's vector width, so the
+  exact path's error is machine-dependent: below 1e-5 on one 2-core x86-64 CPU, 2.8e-5 on another
+  with AVX-512 (where Grad-CAM's maps, same passes without alpha, agree to 1e-7).
   """
   kw = dict(layers=LAYERS, methods=("gradcam++",), score="exp", derivatives=derivatives)
-  tol = 1e-5
+  tol = 1e-5 if derivatives == "closed_form" else 5e-5
   for sign in (1.0, -1.0):
     model = _extreme(tiny("gelu" if derivatives == "exact" else "relu"), x, sign, kw)
     out32 = cam.explain(model, x, **kw)
