@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.swap import MODELS, swapper  # noqa: E402
+from experiments import FACE_SWAP_MODELS, face_swapper  # noqa: E402
 
 OPTIONS = (("alpha", True), ("alpha", False), ("poisson", True), ("poisson", False))
 
@@ -23,7 +23,7 @@ def main():
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   p.add_argument("photos", nargs="+")
-  p.add_argument("--model", choices=sorted(MODELS), required=True)
+  p.add_argument("--model", choices=sorted(FACE_SWAP_MODELS), required=True)
   p.add_argument("--workdir", required=True)
   p.add_argument("--source", required=True, help="as in scripts/swap.py")
   p.add_argument("--out", required=True)
@@ -32,7 +32,7 @@ def main():
   from genjax.evaluate import face_swaps
   from genjax.faces import swap, video
 
-  fn, size = swapper(a.model, a.workdir, a.source)
+  fn, size = face_swapper(a.model, a.workdir, a.source)
   rows = [[] for _ in range(len(OPTIONS) + 1)]
   for path in a.photos:
     frame = next(video.frames(video.open_media(path)))

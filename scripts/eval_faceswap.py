@@ -37,14 +37,12 @@ FLAGS = flags.FLAGS
 def swappers(a: str, b: str, c: str) -> dict:
   """method -> [make(source) -> (swap_faces, size)], one per workdir of the comma-separated lists;
   each bound to its own workdir."""
-  from experiments.aae import train as b_train
-  from experiments.faceswap import train as a_train
-  from experiments.simswap import train as c_train
+  from experiments import FACE_SWAP_NAMES, face_swapper
 
-  models = {"(a) shared encoder": (a_train, a), "(b) adversarial AE": (b_train, b),
-            "(c) identity injection": (c_train, c)}  # fmt: skip
-  return {name: [lambda source, m=m, w=w: m.face_swapper(w, source) for w in dirs.split(",")]
-          for name, (m, dirs) in models.items() if dirs}  # fmt: skip
+  dirs = {"a": a, "b": b, "c": c}
+  return {FACE_SWAP_NAMES[m]: [lambda source, m=m, w=w: face_swapper(m, w, source)
+                               for w in dirs[m].split(",")]
+          for m in FACE_SWAP_NAMES if dirs[m]}  # fmt: skip
 
 
 def main(argv):

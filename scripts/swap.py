@@ -18,15 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODELS = {"a": "experiments.faceswap.train", "b": "experiments.aae.train",
-          "c": "experiments.simswap.train"}  # fmt: skip
+from experiments import FACE_SWAP_MODELS, face_swapper  # noqa: E402
 
 
 def main():
   p = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  p.add_argument("--model", choices=("a", "b", "c"), required=True)
+  p.add_argument("--model", choices=sorted(FACE_SWAP_MODELS), required=True)
   p.add_argument("--workdir", required=True, help="a run of the model's experiment")
   p.add_argument("--input", required=True, help="photo, folder of frames, or video file")
   p.add_argument("--out", required=True, help=".png for a photo, a folder for frames, .mp4/.gif")
@@ -43,15 +42,9 @@ def main():
   opts = swap.SwapOptions(blend=a.blend, color=not a.no_color, smoothing=a.smoothing, pick=a.pick)
   media = video.open_media(a.input)  # fail early on a bad input, before loading a model
   reference = swap.mean_descriptor(a.target_ref) if a.pick == "identity" else None
-  swap_faces, size = swapper(a.model, a.workdir, a.source)
+  swap_faces, size = face_swapper(a.model, a.workdir, a.source)
   report = swap.run(media, a.out, swap_faces, size, opts, reference=reference)
   print(f"{report.summary()}; written to {a.out} (marked SYNTHETIC)")
-
-
-def swapper(model: str, workdir: str, source: str):
-  import importlib
-
-  return importlib.import_module(MODELS[model]).face_swapper(workdir, source)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ decoded from prior samples, and a slerp path between two codes (generated tiles 
 """
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -247,17 +246,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def restore(workdir: str | Path):
   """(ae_graphdef, d_graphdef, state, config) of a run, from its config.json and latest checkpoint."""
-  workdir = Path(workdir)
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  config.model.image_shape = tuple(config.model.image_shape)
-  for k in ("channels", "decoder_channels", "disc_hidden"):
-    config.model[k] = tuple(config.model[k])
+  config = checkpoint.run_config(workdir)
   train, _ = load_data(config)
   ae_def, d_def, state, _ = build(config, sharding.make_mesh(1), len(train.names))
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
-  state = ckpt.restore(state)
-  ckpt.close()
-  return ae_def, d_def, state, config
+  return ae_def, d_def, checkpoint.restore_latest(workdir, state), config
 
 
 def swap_fn(ae_def):

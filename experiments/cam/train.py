@@ -1,6 +1,5 @@
 """Trains the autoencoder-regularized Fashion-MNIST classifier that the CAM methods explain."""
 
-import json
 from pathlib import Path
 
 import jax
@@ -151,15 +150,6 @@ def _reconstruct(model, x):
 
 def restore(workdir: str | Path, mesh=None):
   """(graphdef, state, config) of a finished run in `workdir` (for the explanation scripts)."""
-  workdir = Path(workdir)
-  config = ml_collections.ConfigDict(json.loads((workdir / "results.json").read_text())["config"])
-  config.model.image_shape = tuple(config.model.image_shape)
-  config.model.channels = tuple(config.model.channels)
-  mesh = mesh or sharding.make_mesh(1)
-  graphdef, state, _ = build(config, mesh)
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
-  if ckpt.latest_step() is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}; train the model first.")
-  state = ckpt.restore(state)
-  ckpt.close()
-  return graphdef, state, config
+  config = checkpoint.run_config(workdir, finished=True)
+  graphdef, state, _ = build(config, mesh or sharding.make_mesh(1))
+  return graphdef, checkpoint.restore_latest(workdir, state), config

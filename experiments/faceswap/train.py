@@ -12,7 +12,6 @@ and preview grids A, A->A, A->B / B, B->B, B->A, every swapped tile marked SYNTH
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import jax
@@ -169,17 +168,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def restore(workdir: str | Path):
   """(graphdef, state, config) of a run, from its config.json and latest checkpoint."""
-  workdir = Path(workdir)
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  config.model.image_shape = tuple(config.model.image_shape)
-  for k in ("channels", "decoder_channels"):
-    config.model[k] = tuple(config.model[k])
-  mesh = sharding.make_mesh(1)
-  graphdef, state, _ = build(config, mesh)
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
-  state = ckpt.restore(state)
-  ckpt.close()
-  return graphdef, state, config
+  config = checkpoint.run_config(workdir)
+  graphdef, state, _ = build(config, sharding.make_mesh(1))
+  return graphdef, checkpoint.restore_latest(workdir, state), config
 
 
 def face_swapper(workdir: str | Path, source: str):

@@ -11,8 +11,6 @@ that the net also reads faces in the photo pipeline's framing (the swap models' 
 """
 
 import dataclasses
-import json
-from pathlib import Path
 
 import jax
 import ml_collections
@@ -25,8 +23,8 @@ from genjax.data import faces
 from genjax.data import tfds as batching
 from genjax.faces import align, augment
 from genjax.models import identity
-from genjax.train import checkpoint, loop, sharding
 from genjax.train import logging as tlog
+from genjax.train import loop, sharding
 from genjax.train import state as tstate
 
 
@@ -189,22 +187,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   ckpt.close()
   return results
-
-
-def restore(workdir: str | Path):
-  """(graphdef, state, config) of a finished identity run, from results.json and its checkpoint."""
-  workdir = Path(workdir)
-  if not (workdir / "results.json").exists():
-    raise FileNotFoundError(
-      f"{workdir}/results.json not found: train the identity net first, e.g. python scripts/train.py "
-      f"--config experiments/identity/configs/identity.py --workdir {workdir}"
-    )
-  results = json.loads((workdir / "results.json").read_text())
-  config = ml_collections.ConfigDict(results["config"])
-  config.model.image_shape = tuple(config.model.image_shape)
-  config.model.channels = tuple(config.model.channels)
-  graphdef, state, _ = build(config, sharding.make_mesh(1), results["num_train_ids"])
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
-  state = ckpt.restore(state)
-  ckpt.close()
-  return graphdef, state, config

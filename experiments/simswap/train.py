@@ -36,7 +36,6 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
-from experiments.identity import train as id_train
 from genjax import losses
 from genjax.data import faces
 from genjax.evaluate import reconstruction
@@ -222,9 +221,12 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.Augmen
 def identity_net(config, mesh):
   """(graphdef, (params, rest)) of the frozen identity net: restored from config.identity_workdir,
   or, only for generated test faces, a randomly initialized one."""
-  if config.identity_workdir:
-    f_def, f_state, _ = id_train.restore(config.identity_workdir)
-    return f_def, sharding.replicate((f_state.params, f_state.rest), mesh)
+  if config.identity_workdir:  # a finished run of experiments/identity: its net, without its head
+    run = checkpoint.run_config(config.identity_workdir, finished=True)
+    results = json.loads((Path(config.identity_workdir) / "results.json").read_text())
+    cfg = identity.IdentityConfig(**run.model.to_dict(), num_classes=results["num_train_ids"])
+    make = lambda: identity.IdentityNet(cfg, rngs=nnx.Rngs(0))  # shapes only: the weights are read
+    return checkpoint.restore_model(config.identity_workdir, make, mesh)
   if config.dataset != "mock":
     raise ValueError("config.identity_workdir is empty: train the identity net first "
                      "(experiments/identity/configs/identity.py) and point at its workdir.")  # fmt: skip
@@ -344,16 +346,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def restore(workdir: str | Path):
   """(defs, state, config) of a run, from its config.json and latest checkpoint."""
-  workdir = Path(workdir)
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  config.model.image_shape = tuple(config.model.image_shape)
-  for k in ("channels", "disc_channels"):
-    config.model[k] = tuple(config.model[k])
+  config = checkpoint.run_config(workdir)
   defs, state, _ = build(config, sharding.make_mesh(1))
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=0)
-  state = ckpt.restore(state)
-  ckpt.close()
-  return defs, state, config
+  return defs, checkpoint.restore_latest(workdir, state), config
 
 
 def swap_fn(defs: Defs):

@@ -140,7 +140,8 @@ def _person_files(root: Path, min_images: int) -> dict[str, list[Path]]:
   return by_person
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path) -> np.ndarray:
+  """[H, W, 3] uint8 pixels of an image file (grey or RGBA converted to RGB)."""
   from PIL import Image
 
   with Image.open(path) as im:
@@ -151,7 +152,7 @@ def _read_folder(root: Path, size: int, min_images: int) -> dict:
   from PIL import Image
 
   by_person = _person_files(root, min_images)
-  x = np.stack([np.asarray(Image.fromarray(_read_rgb(f)).resize((size, size), Image.BICUBIC))
+  x = np.stack([np.asarray(Image.fromarray(read_rgb(f)).resize((size, size), Image.BICUBIC))
                 for fs in by_person.values() for f in fs])  # fmt: skip
   y = np.repeat(np.arange(len(by_person), dtype=np.int32), [len(v) for v in by_person.values()])
   files = [f.name for fs in by_person.values() for f in fs]
@@ -222,7 +223,7 @@ def _align_folder(root: Path, size: int, min_images: int, progress: bool) -> dic
   xs, ys, files, lms, missed = [], [], [], [], []
   todo = [(k, f) for k, fs in enumerate(by_person.values()) for f in fs]
   for k, f in tqdm(todo, desc=f"aligning {root.name}", disable=not progress):
-    photo = _read_rgb(f)
+    photo = read_rgb(f)
     face = detect.nearest(detect.detect(photo), np.array(photo.shape[1::-1]) / 2)
     if face is None:
       missed.append(f.name)

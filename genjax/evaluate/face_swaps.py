@@ -41,7 +41,7 @@ def photos(person: str, *, held_out: bool, root=None) -> list[Photo]:
   for f in sorted((root / person).glob("*.jpg")):
     if faces.is_held_out(f.name) != held_out:
       continue
-    pixels = faces._read_rgb(f)
+    pixels = faces.read_rgb(f)
     face = detect.nearest(detect.detect(pixels), np.array(pixels.shape[1::-1]) / 2)
     if face is not None:
       out.append(Photo(f.name, pixels, face))

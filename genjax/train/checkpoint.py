@@ -14,14 +14,18 @@ the whole state. Multi-process, every process calls every method, and the direct
 filesystem that all of them see.
 """
 
+import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
+from flax import nnx
 
-from genjax.train import distributed
+from genjax.train import distributed, sharding
 
 
 def saved_steps(directory: str | Path) -> list[int]:
@@ -115,3 +119,70 @@ class Checkpointer:
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+def _tuples(value):
+  """JSON lists back to the tuples the frozen model configs hold (nested ones too)."""
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  return value
+
+
+def run_config(workdir: str | Path, *, finished: bool = False) -> ml_collections.ConfigDict:
+  """The config of the run in `workdir`, its lists under `model` as tuples.
+
+  From workdir/config.json (written when the run starts, so a run can be restored before it has
+  finished) or, with finished=True, from the "config" of workdir/results.json (written at its end).
+  Raises FileNotFoundError naming the missing file.
+  """
+  workdir = Path(workdir)
+  name = "results.json" if finished else "config.json"
+  path = workdir / name
+  if not path.exists():
+    raise FileNotFoundError(
+      f"{path} not found: {workdir} holds no {'finished ' if finished else ''}run; train it first "
+      f"(python scripts/train.py --config ... --workdir {workdir})."
+    )
+  saved = json.loads(path.read_text())
+  config = ml_collections.ConfigDict(saved["config"] if finished else saved)
+  if "model" in config:
+    config.model = ml_collections.ConfigDict(_tuples(config.model.to_dict()))
+  return config
+
+
+def restore_latest(workdir: str | Path, state):
+  """`state` (a template: the freshly built train state of the run's config) filled from the
+  newest checkpoint in workdir/checkpoints that restores. FileNotFoundError if there is none."""
+  directory = Path(workdir) / "checkpoints"
+  if not saved_steps(directory):
+    raise FileNotFoundError(f"no checkpoint in {directory}; train the model first.")
+  ckpt = Checkpointer(directory, every=0)
+  try:
+    return ckpt.restore(state)
+  finally:
+    ckpt.close()
+
+
+def restore_model(workdir: str | Path, make_model: Callable[[], nnx.Module], mesh):
+  """(graphdef, (params, rest)) of a trained model, for inference: only the `params` and `rest`
+  of the newest checkpoint in workdir/checkpoints (a genjax.train.state.TrainState; the optimizer
+  state is not read), replicated over `mesh`. make_model() builds the model of the run's config
+  (traced for shapes only)."""
+  directory = Path(workdir).absolute() / "checkpoints"
+  steps = saved_steps(directory)
+  if not steps:
+    raise FileNotFoundError(f"no checkpoint in {directory}; train the model first.")
+  graphdef, params, rest = nnx.split(nnx.eval_shape(make_model), nnx.Param, ...)
+  on_mesh = sharding.replicated(mesh)
+  abstract = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=on_mesh)
+  template = {"params": jax.tree.map(abstract, params), "rest": jax.tree.map(abstract, rest)}
+  manager = ocp.CheckpointManager(directory)
+  try:
+    restored = manager.restore(steps[-1], args=ocp.args.PyTreeRestore(
+      item=template, restore_args=ocp.checkpoint_utils.construct_restore_args(template),
+      partial_restore=True))  # fmt: skip
+  finally:
+    manager.close()
+  return graphdef, (restored["params"], restored["rest"])
