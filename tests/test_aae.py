@@ -83,8 +83,8 @@ def test_latent_discriminator_step_leaves_the_autoencoder_untouched(key):
   step = functools.partial(aae_train.d_step, ae_def=ae_def, d_def=d_def, d_tx=d_tx,
                            cfg=aae_train.LossConfig(gp_weight=10.0))  # fmt: skip
   new, terms = jax.jit(step)(state, x, key)  # one compilation, not one per operation
-  assert not any(_changed(state.ae_params, new.ae_params))
-  assert not any(_changed(state.ae_opt, new.ae_opt))
+  assert not any(_changed(state.g_params, new.g_params))
+  assert not any(_changed(state.g_opt, new.g_opt))
   assert all(_changed(state.d_params, new.d_params))
   assert np.isfinite(float(terms["gp"])) and np.isfinite(float(terms["d_total"]))
 
@@ -96,7 +96,7 @@ def test_autoencoder_step_leaves_the_latent_discriminator_untouched(key):
   new, terms = jax.jit(step)(state, x, x, jnp.ones(x.shape[:3]), y)
   assert not any(_changed(state.d_params, new.d_params))
   assert not any(_changed(state.d_opt, new.d_opt))
-  assert all(_changed(state.ae_params, new.ae_params))  # every term reaches its parameters
+  assert all(_changed(state.g_params, new.g_params))  # every term reaches its parameters
   # The logged total is the weighted sum of the logged terms.
   c = aae_train.LossConfig()
   total = (

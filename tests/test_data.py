@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genjax.data import batching
 from genjax.data import tfds as data
+from genjax.train import sharding
 
 SHARED = Path(
   os.environ.get("GENJAX_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -41,9 +43,9 @@ def test_load_reports_bad_folder_without_a_deep_traceback(tmp_path):
 
 def test_batch_order_is_a_function_of_seed_and_step():
   n, b = 100, 10
-  a = [data.batch_indices(3, s, n, b) for s in range(20)]
-  again = [data.batch_indices(3, s, n, b) for s in range(20)]
-  other = [data.batch_indices(4, s, n, b) for s in range(20)]
+  a = [batching.batch_indices(3, s, n, b) for s in range(20)]
+  again = [batching.batch_indices(3, s, n, b) for s in range(20)]
+  other = [batching.batch_indices(4, s, n, b) for s in range(20)]
   np.testing.assert_array_equal(np.stack(a), np.stack(again))
   assert not np.array_equal(np.stack(a), np.stack(other))
   for epoch in (0, 1):  # every example exactly once per epoch, and a new order each epoch
@@ -52,18 +54,42 @@ def test_batch_order_is_a_function_of_seed_and_step():
     )
   assert not np.array_equal(np.concatenate(a[:10]), np.concatenate(a[10:]))
   with pytest.raises(ValueError, match="larger than the dataset"):
-    data.batch_indices(0, 0, 5, 10)
+    batching.batch_indices(0, 0, 5, 10)
 
 
 def test_an_epoch_is_the_full_batches_and_the_incomplete_one_is_dropped():
-  assert data.steps_per_epoch(60_000, 128) == 468  # Fashion-MNIST: 96 examples left out per epoch
+  assert (
+    batching.steps_per_epoch(60_000, 128) == 468
+  )  # Fashion-MNIST: 96 examples left out per epoch
   n, b = 25, 10
-  assert data.steps_per_epoch(n, b) == 2
-  first = np.concatenate([data.batch_indices(0, s, n, b) for s in range(2)])
+  assert batching.steps_per_epoch(n, b) == 2
+  first = np.concatenate([batching.batch_indices(0, s, n, b) for s in range(2)])
   assert len(set(first)) == 20  # two full batches of distinct examples
-  np.testing.assert_array_equal(data.batch_indices(0, 2, n, b), data.epoch_permutation(0, 1, n)[:b])
+  np.testing.assert_array_equal(
+    batching.batch_indices(0, 2, n, b), batching.epoch_permutation(0, 1, n)[:b]
+  )
   with pytest.raises(ValueError, match="larger than the dataset"):
-    data.steps_per_epoch(5, 10)
+    batching.steps_per_epoch(5, 10)
+
+
+def test_batches_gather_the_rows_of_batch_indices_on_the_device_or_from_the_host():
+  mesh = sharding.make_mesh(1)
+  x = np.arange(40, dtype=np.float32).reshape(20, 2)
+  y = np.arange(20, dtype=np.int32) * 10
+  on_device = batching.batches((x, y), mesh, seed=5, batch_size=6)
+  from_host = batching.batches((x, y), mesh, seed=5, batch_size=6, on_device=False)
+  doubled = batching.batches(x, mesh, seed=5, batch_size=6, prepare=lambda b: 2 * b)
+  for step in (0, 1, 2, 3, 7):  # 3 batches per epoch: steps 3 and 7 are in later epochs
+    idx = batching.batch_indices(5, step, 20, 6)
+    for got in (on_device(step), from_host(step)):
+      np.testing.assert_array_equal(got[0], x[idx])
+      np.testing.assert_array_equal(got[1], y[idx])
+      assert got[0].sharding.spec == sharding.data_sharding(mesh).spec
+    np.testing.assert_array_equal(doubled(step), 2 * x[idx])
+  with pytest.raises(ValueError, match="different leading sizes"):
+    batching.batches((x, y[:10]), mesh, seed=0, batch_size=2)
+  with pytest.raises(ValueError, match="on_device"):
+    batching.batches(x, mesh, seed=0, batch_size=2, on_device=False, prepare=lambda b: b)
 
 
 def test_mock_data_is_in_unit_range():

@@ -111,7 +111,7 @@ def test_discriminator_step_leaves_generator_and_identity_net_untouched(key):
   new, terms = jax.jit(step)(state, x, fake, key)
   assert not any(_changed(state.g_params, new.g_params))
   assert not any(_changed(state.g_opt, new.g_opt))
-  assert not any(_changed(state.id_vars, new.id_vars))
+  assert not any(_changed(state.frozen, new.frozen))
   # Every kernel moves. The output-layer biases do not: their hinge gradient is
   # -mean 1[l_real < 1] + mean 1[l_fake > -1] = -1 + 1 = 0 while every patch is inside the margin.
   kernels = lambda p: [a for path, a in jax.tree_util.tree_leaves_with_path(p)
@@ -126,7 +126,7 @@ def test_generator_step_leaves_discriminator_and_identity_net_untouched(key):
   new, _ = jax.jit(step)(state, x, v, same, key)
   assert not any(_changed(state.d_params, new.d_params))
   assert not any(_changed(state.d_opt, new.d_opt))
-  assert not any(_changed(state.id_vars, new.id_vars))
+  assert not any(_changed(state.frozen, new.frozen))
   assert any(_changed(state.g_params, new.g_params))
 
 
@@ -147,7 +147,7 @@ def test_generator_loss_is_the_weighted_sum_of_independently_computed_terms(key)
   np.testing.assert_allclose(t["rec_l1"], rec, rtol=1e-4)
   dssim = np.asarray(losses.dssim(raw[0], x))[:2].mean()
   np.testing.assert_allclose(t["rec_dssim"], dssim, rtol=1e-4)
-  f = nnx.merge(defs.f, *state.id_vars)
+  f = nnx.merge(defs.f, *state.frozen)
   view = np.stack(
     [
       align.warp(np.asarray(im), align.identity_view_transform(SHAPE[0], SHAPE[0]), SHAPE[:2])

@@ -15,23 +15,25 @@ decoded from prior samples, and a slerp path between two codes (generated tiles 
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax import nnx, struct
+from flax import nnx
 
 from genjax import losses
 from genjax.data import faces
 from genjax.evaluate import reconstruction
 from genjax.faces import augment, mark, swap
 from genjax.models import aae
-from genjax.train import checkpoint, loop, sharding
+from genjax.train import checkpoint, keys, loop, pair, sharding
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
+
+# PRNG role of this experiment beside genjax.train.keys' INIT and TRAIN.
+EVAL = 2  # evaluation draws and the preview
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,39 +48,19 @@ class LossConfig:
   background: float = 1.0  # weight of the reconstruction error off the face region
 
 
-@struct.dataclass
-class AAEState:
-  """Autoencoder and latent-discriminator parameters, other variables, optimizer states, step."""
-
-  step: jax.Array
-  ae_params: Any
-  ae_rest: Any
-  ae_opt: Any
-  d_params: Any
-  d_rest: Any
-  d_opt: Any
-
-
 def create(cfg: aae.AAEConfig, ae_tx, d_tx, key: jax.Array, mesh):
-  """(ae_graphdef, d_graphdef, state), initialized in one jit and replicated over the mesh."""
+  """(ae_graphdef, d_graphdef, state), initialized in one jit and replicated over the mesh. The
+  state is a genjax.train.pair.PairState whose G is the autoencoder (g_params, g_rest, g_opt)."""
   ka, kd = jax.random.split(key)
   make_ae = lambda: aae.AdversarialAutoencoder(cfg, rngs=nnx.Rngs(params=ka))
   make_d = lambda: aae.LatentDiscriminator(cfg, rngs=nnx.Rngs(params=kd))
-  ae_def = nnx.split(nnx.eval_shape(make_ae), nnx.Param, ...)[0]
-  d_def = nnx.split(nnx.eval_shape(make_d), nnx.Param, ...)[0]
-
-  def init():
-    _, ap, ar = nnx.split(make_ae(), nnx.Param, ...)
-    _, dp, dr = nnx.split(make_d(), nnx.Param, ...)
-    return AAEState(jnp.zeros((), jnp.int32), ap, ar, ae_tx.init(ap), dp, dr, d_tx.init(dp))
-
-  return ae_def, d_def, jax.jit(init, out_shardings=sharding.replicated(mesh))()
+  return pair.create(make_ae, make_d, ae_tx, d_tx, mesh)
 
 
-def d_step(state: AAEState, x_in, key, *, ae_def, d_def, d_tx, cfg: LossConfig):
+def d_step(state: pair.PairState, x_in, key, *, ae_def, d_def, d_tx, cfg: LossConfig):
   """One latent-discriminator update; the autoencoder's parameters and optimizer pass through."""
   kp, kgp = jax.random.split(key)
-  h = jax.lax.stop_gradient(nnx.merge(ae_def, state.ae_params, state.ae_rest).encode(x_in))
+  h = jax.lax.stop_gradient(nnx.merge(ae_def, state.g_params, state.g_rest).encode(x_in))
   h_prior = cfg.prior_std * jax.random.normal(kp, h.shape, h.dtype)
 
   def objective(d_params):
@@ -92,17 +74,17 @@ def d_step(state: AAEState, x_in, key, *, ae_def, d_def, d_tx, cfg: LossConfig):
     terms.update(d_prior=real.mean(), d_codes=fake.mean(), d_total=loss)
     return loss, terms
 
-  grads, terms = jax.grad(objective, has_aux=True)(state.d_params)
-  updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
-  return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), terms
+  return pair.update_d(state, objective, d_tx)
 
 
-def ae_step(state: AAEState, x_in, target, weight, y, *, ae_def, d_def, ae_tx, cfg: LossConfig):
+def ae_step(
+  state: pair.PairState, x_in, target, weight, y, *, ae_def, d_def, ae_tx, cfg: LossConfig
+):
   """One autoencoder update against the current latent discriminator, whose state passes through.
   weight [B, H, W]: the face region; the error off it counts cfg.background as much (as in (a))."""
 
   def objective(ae_params):
-    model = nnx.merge(ae_def, ae_params, state.ae_rest)
+    model = nnx.merge(ae_def, ae_params, state.g_rest)
     logits, aux = model(x_in)
     x_hat = losses.face_weighted(jax.nn.sigmoid(logits), target, weight, cfg.background)
     mse, dssim = losses.mse(x_hat, target).mean(), losses.dssim(x_hat, target).mean()
@@ -113,17 +95,13 @@ def ae_step(state: AAEState, x_in, target, weight, y, *, ae_def, d_def, ae_tx, c
     loss = cfg.mse * mse + cfg.dssim * dssim + cfg.adversarial * adv + cfg.identity * ident
     return loss, {"mse": mse, "dssim": dssim, "adv": adv, "id_ce": ident, "ae_loss": loss}
 
-  grads, terms = jax.grad(objective, has_aux=True)(state.ae_params)
-  updates, ae_opt = ae_tx.update(grads, state.ae_opt, state.ae_params)
-  return state.replace(
-    ae_params=optax.apply_updates(state.ae_params, updates), ae_opt=ae_opt
-  ), terms
+  return pair.update_g(state, objective, ae_tx)
 
 
 def make_train_step(ae_def, d_def, ae_tx, d_tx, cfg: LossConfig, aug: augment.AugmentConfig):
   """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B]) -> one D update, one AE update."""
 
-  def train_step(state: AAEState, batch, key: jax.Array):
+  def train_step(state: pair.PairState, batch, key: jax.Array):
     x, y, region = batch
     step_key = jax.random.fold_in(key, state.step)
     x_in, target, weight = augment.augment(jax.random.fold_in(step_key, 0), x, aug, mask=region)
@@ -146,7 +124,7 @@ def build(config: ml_collections.ConfigDict, mesh, num_identities: int):
   aug = augment.AugmentConfig(**config.augment.to_dict())
   ae_tx = optax.adam(config.learning_rate, b1=0.5, b2=0.999)
   d_tx = optax.adam(config.d_learning_rate, b1=0.5, b2=0.999)
-  key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  key = keys.key(config.seed, keys.INIT)
   ae_def, d_def, state = create(model_cfg, ae_tx, d_tx, key, mesh)
   return ae_def, d_def, state, make_train_step(ae_def, d_def, ae_tx, d_tx, loss_cfg, aug)
 
@@ -157,15 +135,15 @@ def load_data(config) -> tuple[faces.FaceDataset, faces.FaceDataset]:
                          seed=config.seed)  # fmt: skip
 
 
-def _model(ae_def, state: AAEState):
-  return nnx.merge(ae_def, state.ae_params, state.ae_rest)
+def _model(ae_def, state: pair.PairState):
+  return nnx.merge(ae_def, state.g_params, state.g_rest)
 
 
 def eval_fn(ae_def, d_def):
   """jit(state, x, y) -> per-example self-reconstruction metrics, identity hit, codes, D logits."""
 
   @jax.jit
-  def fn(state: AAEState, x, y):
+  def fn(state: pair.PairState, x, y):
     model = _model(ae_def, state)
     logits, aux = model(x)
     out = reconstruction.metrics(jax.nn.sigmoid(logits), x)
@@ -177,7 +155,7 @@ def eval_fn(ae_def, d_def):
   return fn
 
 
-def evaluate(ae_def, d_def, state: AAEState, test: faces.FaceDataset, key, chunk: int = 64):
+def evaluate(ae_def, d_def, state: pair.PairState, test: faces.FaceDataset, key, chunk: int = 64):
   fn = eval_fn(ae_def, d_def)
   parts = [fn(state, test.images(slice(i, i + chunk)), test.y[i : i + chunk])
            for i in range(0, len(test), chunk)]  # fmt: skip
@@ -197,7 +175,9 @@ def evaluate(ae_def, d_def, state: AAEState, test: faces.FaceDataset, key, chunk
   return results
 
 
-def preview(path: Path, ae_def, state: AAEState, test: faces.FaceDataset, names, key, n: int = 8):
+def preview(
+  path: Path, ae_def, state: pair.PairState, test: faces.FaceDataset, names, key, n: int = 8
+):
   """Rows: A, A reconstructed, B, B reconstructed, [A_id | B_rest], [B_id | A_rest], faces from
   prior samples, slerp from A[0] to B[0]. Generated tiles are marked SYNTHETIC."""
   model = _model(ae_def, state)
@@ -230,7 +210,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                  images_per_step=config.batch_size)  # fmt: skip
 
   # Evaluate on the held-out images, write results and previews.
-  eval_key = jax.random.fold_in(jax.random.key(config.seed), 2)
+  eval_key = keys.key(config.seed, EVAL)
   results = evaluate(ae_def, d_def, state, test, eval_key)
   results.update(step=int(state.step), num_train=len(train), num_test=len(test),
                  config=config.to_dict())  # fmt: skip

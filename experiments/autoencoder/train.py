@@ -9,9 +9,10 @@ import optax
 from flax import nnx
 
 from genjax import losses
+from genjax.data import batching
 from genjax.data import tfds as data
 from genjax.models import autoencoder
-from genjax.train import distributed, loop, sharding
+from genjax.train import distributed, keys, loop, sharding
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
 
@@ -69,23 +70,13 @@ def build(config: ml_collections.ConfigDict, mesh):
   """Model, optimizer, initial state and the jitted step for `config`."""
   model_cfg = autoencoder.AutoencoderConfig(**config.model.to_dict())
   loss_cfg = LossConfig(**config.loss.to_dict())
-  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  init_key = keys.key(config.seed, keys.INIT)
   tx = optax.adam(config.learning_rate)
   graphdef, state = tstate.create(
     lambda: autoencoder.make(model_cfg, rngs=nnx.Rngs(params=init_key)), tx, mesh
   )
   step = tstate.make_train_step(graphdef, tx, lambda m, x, k: loss_fn(m, x, k, cfg=loss_cfg))
   return graphdef, state, step
-
-
-def _batches(dataset: data.ArrayDataset, mesh, *, seed: int, batch_size: int, on_device: bool):
-  """Returns get(step) -> the sharded batch of global step `step` (a pure function of seed, step)."""
-  n = len(dataset)
-  if on_device:
-    x_all = sharding.replicate(dataset.x, mesh)
-    take = jax.jit(lambda a, i: a[i], out_shardings=sharding.data_sharding(mesh))
-    return lambda s: take(x_all, data.batch_indices(seed, s, n, batch_size))
-  return lambda s: sharding.shard_batch(dataset.x[data.batch_indices(seed, s, n, batch_size)], mesh)
 
 
 def evaluate(graphdef, state, dataset: data.ArrayDataset, mesh, batch_size: int) -> dict:
@@ -111,8 +102,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Each process holds the whole (small) set; process 0 prepares it first, the others read that.
   train_ds = distributed.main_first(data.get_dataset, config.dataset, config.train_split, **kw)
   test_ds = distributed.main_first(data.get_dataset, config.dataset, config.test_split, **kw)
-  get_batch = _batches(train_ds, mesh, seed=config.seed, batch_size=config.batch_size,
-                       on_device=config.on_device)  # fmt: skip
+  get_batch = batching.batches(train_ds.x, mesh, seed=config.seed, batch_size=config.batch_size,
+                               on_device=config.on_device)  # fmt: skip
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   graphdef, state, train_step = build(config, mesh)

@@ -10,9 +10,10 @@ import optax
 from flax import nnx
 
 from genjax import losses
+from genjax.data import batching
 from genjax.data import tfds as data
 from genjax.models import classifier
-from genjax.train import checkpoint, loop, sharding
+from genjax.train import checkpoint, keys, loop, sharding
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
 
@@ -50,7 +51,7 @@ def loss_fn(model, batch, key, *, lambda_rec: float, weight_decay: float, do_aug
 def build(config: ml_collections.ConfigDict, mesh):
   """Model, optimizer, initial state and the jitted step for `config`."""
   cfg = classifier.ClassifierConfig(**config.model.to_dict())
-  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  init_key = keys.key(config.seed, keys.INIT)
   schedule = optax.warmup_cosine_decay_schedule(
     0.0, config.learning_rate, config.warmup_steps, max(config.num_steps, config.warmup_steps + 1)
   )
@@ -96,15 +97,6 @@ def evaluate(graphdef, state, dataset: data.ArrayDataset, mesh, batch_size: int)
   return results
 
 
-def _batches(dataset: data.ArrayDataset, mesh, *, seed: int, batch_size: int):
-  """get(step) -> the sharded (x, y) batch of global step `step`, gathered on the device."""
-  x_all = sharding.replicate(dataset.x, mesh)
-  y_all = sharding.replicate(dataset.y, mesh)
-  take = jax.jit(lambda a, b, i: (a[i], b[i]), out_shardings=sharding.data_sharding(mesh))
-  n = len(dataset)
-  return lambda s: take(x_all, y_all, data.batch_indices(seed, s, n, batch_size))
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains config.num_steps steps (resuming from workdir), evaluates on the whole test split.
 
@@ -118,10 +110,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   kw = {"manual_dir": config.data_dir} if config.get("data_dir") else {}
   train_ds = data.get_dataset(config.dataset, config.train_split, **kw)
   test_ds = data.get_dataset(config.dataset, config.test_split, **kw)
-  get_batch = _batches(train_ds, mesh, seed=config.seed, batch_size=config.batch_size)
+  get_batch = batching.batches((train_ds.x, train_ds.y), mesh, seed=config.seed,
+                               batch_size=config.batch_size)  # fmt: skip
   if config.num_steps is None:
     config = config.copy_and_resolve_references()
-    config.num_steps = round(config.epochs * data.steps_per_epoch(len(train_ds), config.batch_size))
+    config.num_steps = round(
+      config.epochs * batching.steps_per_epoch(len(train_ds), config.batch_size)
+    )
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   graphdef, state, train_step = build(config, mesh)

@@ -21,12 +21,11 @@ import optax
 from flax import nnx
 
 from genjax import losses
-from genjax.data import faces
-from genjax.data import tfds as batching
+from genjax.data import batching, faces
 from genjax.evaluate import reconstruction
 from genjax.faces import augment, mark
 from genjax.models import faceswap
-from genjax.train import checkpoint, loop, sharding
+from genjax.train import checkpoint, keys, loop, sharding
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
 
@@ -62,7 +61,7 @@ def build(config: ml_collections.ConfigDict, mesh):
   model_cfg = faceswap.SwapConfig(**config.model.to_dict())
   loss_cfg = LossConfig(**config.loss.to_dict())
   aug = augment.AugmentConfig(**config.augment.to_dict())
-  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  init_key = keys.key(config.seed, keys.INIT)
   tx = optax.adam(config.learning_rate, b1=0.5, b2=0.999)
   graphdef, state = tstate.create(
     lambda: faceswap.SharedEncoderSwap(model_cfg, rngs=nnx.Rngs(params=init_key)), tx, mesh
@@ -86,21 +85,18 @@ def load_pair(config) -> tuple[faces.FaceDataset, faces.FaceDataset, tuple[str, 
   return faces.subset(pair, tr), faces.subset(pair, te), names
 
 
+# Identity i draws its batches in the order of seed + ORDER_STRIDE * i, so A's and B's orders differ.
+ORDER_STRIDE = 7919
+
+
 def _batches(train: faces.FaceDataset, mesh, *, seed: int, batch_size: int):
   """get(step) -> ((x_A, m_A), (x_B, m_B)) sharded batches of faces and face regions; the order is
   a function of (seed, step) only."""
   regions = faces.face_regions(train).astype(np.float32)
-  data = [tuple(sharding.replicate(a, mesh) for a in (train.images(train.y == i),
-                                                         regions[train.y == i]))
+  gets = [batching.batches((train.images(train.y == i), regions[train.y == i]), mesh,
+                           seed=seed + ORDER_STRIDE * i, batch_size=batch_size)
           for i in (0, 1)]  # fmt: skip
-  take = jax.jit(lambda a, i: a[i], out_shardings=sharding.data_sharding(mesh))
-  sizes = [int((train.y == i).sum()) for i in (0, 1)]
-
-  def get(s):
-    idx = [batching.batch_indices(seed + 7919 * i, s, n, batch_size) for i, n in enumerate(sizes)]
-    return tuple(tuple(take(a, j) for a in d) for d, j in zip(data, idx, strict=True))
-
-  return get
+  return lambda s: tuple(get(s) for get in gets)
 
 
 def _swap_metrics(graphdef, state, x, identity: int, mesh, chunk: int = 64):

@@ -7,22 +7,25 @@ against the updated discriminator; the whole step is one jitted function.
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax import nnx, struct
+from flax import nnx
 
 from genjax import losses
+from genjax.data import batching
 from genjax.data import tfds as data
 from genjax.evaluate import features, sample_quality
 from genjax.models import gan
+from genjax.train import keys, loop, pair
 from genjax.train import logging as tlog
-from genjax.train import loop, sharding
 from genjax.train import state as tstate
+
+# PRNG roles of this experiment beside genjax.train.keys' INIT and TRAIN.
+SAMPLES, GRID = 2, 3  # the samples that are scored; the figure's grid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,36 +39,16 @@ class LossConfig:
   d_steps: int = 1  # k discriminator updates per generator update
 
 
-@struct.dataclass
-class GANState:
-  """Both networks' parameters, other variables and optimizer states, and the step counter."""
-
-  step: jax.Array
-  g_params: Any
-  g_rest: Any
-  g_opt: Any
-  d_params: Any
-  d_rest: Any
-  d_opt: Any
-
-
 def create(cfg: gan.GANConfig, g_tx, d_tx, key: jax.Array, mesh):
-  """(g_graphdef, d_graphdef, state), initialized in one jit and replicated over the mesh."""
+  """(g_graphdef, d_graphdef, state: genjax.train.pair.PairState), initialized in one jit and
+  replicated over the mesh."""
   kg, kd = jax.random.split(key)
   make_g = lambda: gan.Generator(cfg, rngs=nnx.Rngs(params=kg))
   make_d = lambda: gan.Discriminator(cfg, rngs=nnx.Rngs(params=kd))
-  g_def = nnx.split(nnx.eval_shape(make_g), nnx.Param, ...)[0]
-  d_def = nnx.split(nnx.eval_shape(make_d), nnx.Param, ...)[0]
-
-  def init():
-    _, gp, gr = nnx.split(make_g(), nnx.Param, ...)
-    _, dp, dr = nnx.split(make_d(), nnx.Param, ...)
-    return GANState(jnp.zeros((), jnp.int32), gp, gr, g_tx.init(gp), dp, dr, d_tx.init(dp))
-
-  return g_def, d_def, jax.jit(init, out_shardings=sharding.replicated(mesh))()
+  return pair.create(make_g, make_d, g_tx, d_tx, mesh)
 
 
-def d_step(state: GANState, x_real, key, *, g_def, d_def, d_tx, cfg: LossConfig):
+def d_step(state: pair.PairState, x_real, key, *, g_def, d_def, d_tx, cfg: LossConfig):
   """One discriminator update; the generator's parameters and optimizer state pass through."""
   kz, kgp = jax.random.split(key)
   g = nnx.merge(g_def, state.g_params, state.g_rest)
@@ -85,13 +68,10 @@ def d_step(state: GANState, x_real, key, *, g_def, d_def, d_tx, cfg: LossConfig)
     terms.update(d_real=jnp.mean(real), d_fake=jnp.mean(fake), d_total=loss)
     return loss, terms
 
-  grads, terms = jax.grad(objective, has_aux=True)(state.d_params)
-  updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
-  d_params = optax.apply_updates(state.d_params, updates)
-  return state.replace(d_params=d_params, d_opt=d_opt), terms
+  return pair.update_d(state, objective, d_tx)
 
 
-def g_step(state: GANState, batch_size: int, key, *, g_def, d_def, g_tx, cfg: LossConfig):
+def g_step(state: pair.PairState, batch_size: int, key, *, g_def, d_def, g_tx, cfg: LossConfig):
   """One generator update against the current discriminator, whose state passes through."""
 
   def objective(g_params):
@@ -100,16 +80,13 @@ def g_step(state: GANState, batch_size: int, key, *, g_def, d_def, g_tx, cfg: Lo
     loss = losses.gan_g_loss(fake, kind=cfg.g_kind).mean()
     return loss, {"g_loss": loss}
 
-  grads, terms = jax.grad(objective, has_aux=True)(state.g_params)
-  updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
-  g_params = optax.apply_updates(state.g_params, updates)
-  return state.replace(g_params=g_params, g_opt=g_opt), terms
+  return pair.update_g(state, objective, g_tx)
 
 
 def make_train_step(g_def, d_def, g_tx, d_tx, cfg: LossConfig):
   """jit(train_step, donate_argnums=0): x_real [k * B, H, W, C] -> k D updates, then 1 G update."""
 
-  def train_step(state: GANState, x_real: jax.Array, key: jax.Array):
+  def train_step(state: pair.PairState, x_real: jax.Array, key: jax.Array):
     step_key = jax.random.fold_in(key, state.step)
     xs = x_real.reshape(cfg.d_steps, -1, *x_real.shape[1:])
     for i in range(cfg.d_steps):  # k is small and static: unrolled
@@ -140,7 +117,7 @@ def _sample(g_def, g_params, g_rest, z):
   return nnx.merge(g_def, g_params, g_rest)(z)[1]["x"]
 
 
-def generate(g_def, state: GANState, key: jax.Array, n: int, latent_dim: int) -> np.ndarray:
+def generate(g_def, state: pair.PairState, key: jax.Array, n: int, latent_dim: int) -> np.ndarray:
   """n samples as NumPy [n, H, W, C]; z drawn per batch of 500 from fold_in(key, batch index)."""
   batch_size, out = min(n, 500), []
   for i in range(-(-n // batch_size)):
@@ -179,20 +156,18 @@ def _evaluator(config, workdir: Path) -> features.FrozenClassifier:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains config.num_steps GAN steps (resuming from workdir), then evaluates and saves figures."""
-  # Setup: mesh and one key per role (train_key is fold_in(root, 1)).
+  # Setup: mesh and one key per role (genjax.train.keys).
   workdir, mesh, train_key = loop.setup(config, workdir)
   loss_cfg = LossConfig(**config.loss.to_dict())
   per_step = config.batch_size * loss_cfg.d_steps  # real images per step
-  root = jax.random.key(config.seed)
-  init_key, sample_key, grid_key = (jax.random.fold_in(root, i) for i in (0, 2, 3))
+  init_key = keys.key(config.seed, keys.INIT)
+  sample_key, grid_key = keys.key(config.seed, SAMPLES), keys.key(config.seed, GRID)
 
   # Data: real images only (labels are not used by the GAN).
   kw = {"manual_dir": config.data_dir} if config.get("data_dir") else {}
   train_ds = data.get_dataset(config.dataset, config.train_split, **kw)
   test_ds = data.get_dataset(config.dataset, config.test_split, **kw)
-  x_all = sharding.replicate(train_ds.x, mesh)
-  take = jax.jit(lambda a, i: a[i], out_shardings=sharding.data_sharding(mesh))
-  get_batch = lambda s: take(x_all, data.batch_indices(config.seed, s, len(train_ds), per_step))
+  get_batch = batching.batches(train_ds.x, mesh, seed=config.seed, batch_size=per_step)
 
   # Model and optimizers; restore from the workdir if a checkpoint exists.
   g_tx, d_tx = optimizers(config)

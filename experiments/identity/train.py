@@ -19,12 +19,11 @@ import optax
 from flax import nnx
 
 from genjax import losses
-from genjax.data import faces
-from genjax.data import tfds as batching
+from genjax.data import batching, faces
 from genjax.faces import align, augment
 from genjax.models import identity
+from genjax.train import keys, loop
 from genjax.train import logging as tlog
-from genjax.train import loop, sharding
 from genjax.train import state as tstate
 
 
@@ -142,7 +141,7 @@ def build(config, mesh, num_classes: int):
   model_cfg = identity.IdentityConfig(**config.model.to_dict(), num_classes=num_classes)
   head = HeadConfig(**config.head.to_dict())
   aug = augment.AugmentConfig(**config.augment.to_dict())
-  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  init_key = keys.key(config.seed, keys.INIT)
   tx = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
   graphdef, state = tstate.create(
     lambda: identity.IdentityNet(model_cfg, rngs=nnx.Rngs(params=init_key)), tx, mesh
@@ -161,11 +160,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Setup and data.
   workdir, mesh, train_key = loop.setup(config, workdir)
   train, test = split(config, load_data(config))
-  x_all = sharding.replicate(train.images(), mesh)
-  y_all = sharding.replicate(train.y, mesh)
-  take = jax.jit(lambda a, b, i: (a[i], b[i]), out_shardings=sharding.data_sharding(mesh))
-  get_batch = lambda s: take(x_all, y_all, batching.batch_indices(config.seed, s, len(train),
-                                                                  config.batch_size))  # fmt: skip
+  get_batch = batching.batches((train.images(), train.y), mesh, seed=config.seed,
+                               batch_size=config.batch_size)  # fmt: skip
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop.
   graphdef, state, train_step = build(config, mesh, len(train.names))

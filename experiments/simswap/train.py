@@ -34,16 +34,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax import nnx, struct
+from flax import nnx
 
 from genjax import losses
 from genjax.data import faces
 from genjax.evaluate import reconstruction
 from genjax.faces import align, augment, mark, swap
 from genjax.models import identity, simswap
-from genjax.train import checkpoint, loop, sharding
+from genjax.train import checkpoint, keys, loop, pair, sharding
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
+
+# Generated-face runs only: the stand-in identity net F is initialized from seed + MOCK_F_SEED.
+MOCK_F_SEED = 99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,21 +63,6 @@ class LossConfig:
   background: float = 1.0  # weight of the reconstruction error off the face region
 
 
-@struct.dataclass
-class SimSwapState:
-  """Generator and discriminator parameters, other variables and optimizer states; the frozen
-  identity net's variables (no optimizer); step."""
-
-  step: jax.Array
-  g_params: Any
-  g_rest: Any
-  g_opt: Any
-  d_params: Any
-  d_rest: Any
-  d_opt: Any
-  id_vars: Any
-
-
 @dataclasses.dataclass(frozen=True)
 class Defs:
   """The static graph definitions of G, D and the identity net F."""
@@ -85,35 +73,27 @@ class Defs:
 
 
 def create(cfg: simswap.SimSwapConfig, g_tx, d_tx, key, mesh, f_def, f_vars) -> tuple[Defs, Any]:
-  """(Defs, state), G and D initialized in one jit, everything replicated over the mesh."""
+  """(Defs, state), G and D initialized in one jit, everything replicated over the mesh. The state
+  is a genjax.train.pair.PairState whose `frozen` holds F's (params, rest)."""
   kg, kd = jax.random.split(key)
   make_g = lambda: simswap.Generator(cfg, rngs=nnx.Rngs(params=kg))
   make_d = lambda: simswap.MultiScaleDiscriminator(cfg, rngs=nnx.Rngs(params=kd))
-  g_def = nnx.split(nnx.eval_shape(make_g), nnx.Param, ...)[0]
-  d_def = nnx.split(nnx.eval_shape(make_d), nnx.Param, ...)[0]
-
-  def init(f_vars):
-    _, gp, gr = nnx.split(make_g(), nnx.Param, ...)
-    _, dp, dr = nnx.split(make_d(), nnx.Param, ...)
-    return SimSwapState(jnp.zeros((), jnp.int32), gp, gr, g_tx.init(gp), dp, dr, d_tx.init(dp),
-                        f_vars)  # fmt: skip
-
-  state = jax.jit(init, out_shardings=sharding.replicated(mesh))(f_vars)
+  g_def, d_def, state = pair.create(make_g, make_d, g_tx, d_tx, mesh, frozen=f_vars)
   return Defs(g_def, d_def, f_def), state
 
 
-def generator(defs: Defs, state: SimSwapState, params=None) -> simswap.Generator:
+def generator(defs: Defs, state: pair.PairState, params=None) -> simswap.Generator:
   return nnx.merge(defs.g, state.g_params if params is None else params, state.g_rest)
 
 
-def discriminator(defs: Defs, state: SimSwapState, params=None):
+def discriminator(defs: Defs, state: pair.PairState, params=None):
   return nnx.merge(defs.d, state.d_params if params is None else params, state.d_rest)
 
 
-def identity_vector(defs: Defs, state: SimSwapState, x: jax.Array) -> jax.Array:
+def identity_vector(defs: Defs, state: pair.PairState, x: jax.Array) -> jax.Array:
   """Unit identity embedding of aligned faces x under the frozen net F (through its view), [B, D]."""
   m = align.identity_view_transform(x.shape[1], x.shape[1])
-  return simswap.unit(nnx.merge(defs.f, *state.id_vars)(align.warp_batch(x, m, x.shape[1:3]))[0])
+  return simswap.unit(nnx.merge(defs.f, *state.frozen)(align.warp_batch(x, m, x.shape[1:3]))[0])
 
 
 # The random views of the identity loss: the geometry of the training augmentation, no colour change.
@@ -121,7 +101,7 @@ ID_VIEWS = augment.AugmentConfig(flip=True, rotate=6.0, scale=0.06, shift=0.04, 
                                  brightness=0.0, contrast=0.0, saturation=0.0)  # fmt: skip
 
 
-def identity_term(defs: Defs, state: SimSwapState, fake, v_s, key, views: int) -> jax.Array:
+def identity_term(defs: Defs, state: pair.PairState, fake, v_s, key, views: int) -> jax.Array:
   """mean (1 - cos(F(fake), v_s)), over `views` random views of fake when views > 0."""
   if views <= 0:
     return losses.identity_loss(identity_vector(defs, state, fake), v_s).mean()
@@ -141,7 +121,7 @@ def make_pairs(x: jax.Array, same_fraction: float) -> tuple[jax.Array, jax.Array
   return sources, same
 
 
-def d_step(state: SimSwapState, x_t, fake, key, *, defs: Defs, d_tx, cfg: LossConfig):
+def d_step(state: pair.PairState, x_t, fake, key, *, defs: Defs, d_tx, cfg: LossConfig):
   """One discriminator update (hinge + WGAN-GP); the generator and its optimizer pass through."""
 
   def objective(d_params):
@@ -155,12 +135,10 @@ def d_step(state: SimSwapState, x_t, fake, key, *, defs: Defs, d_tx, cfg: LossCo
                   "d_real": sum(r.mean() for r, _ in real_out),
                   "d_fake": sum(f.mean() for f, _ in fake_out)}  # fmt: skip
 
-  grads, terms = jax.grad(objective, has_aux=True)(state.d_params)
-  updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
-  return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt), terms
+  return pair.update_d(state, objective, d_tx)
 
 
-def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, key, cfg: LossConfig, *,
+def g_terms(defs: Defs, state: pair.PairState, g_params, x_t, v_s, same, key, cfg: LossConfig, *,
             x_in=None, weight=None):  # fmt: skip
   """(L_G, its terms) of the generator with parameters g_params; D and F are held fixed.
 
@@ -188,19 +166,17 @@ def g_terms(defs: Defs, state: SimSwapState, g_params, x_t, v_s, same, key, cfg:
                 "g_loss": loss}  # fmt: skip
 
 
-def g_step(state: SimSwapState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg: LossConfig,
+def g_step(state: pair.PairState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg: LossConfig,
            x_in=None, weight=None):  # fmt: skip
   objective = lambda p: g_terms(defs, state, p, x_t, v_s, same, key, cfg, x_in=x_in, weight=weight)
-  grads, terms = jax.grad(objective, has_aux=True)(state.g_params)
-  updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
-  return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt), terms
+  return pair.update_g(state, objective, g_tx)
 
 
 def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.AugmentConfig):
   """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B], region) -> one D update, one G
   update."""
 
-  def train_step(state: SimSwapState, batch, key: jax.Array):
+  def train_step(state: pair.PairState, batch, key: jax.Array):
     x, _, region = batch
     step_key = jax.random.fold_in(key, state.step)
     x_in, x_t, weight = augment.augment(jax.random.fold_in(step_key, 0), x, aug, mask=region)
@@ -232,7 +208,9 @@ def identity_net(config, mesh):
                      "(experiments/identity/configs/identity.py) and point at its workdir.")  # fmt: skip
   cfg = identity.IdentityConfig(image_shape=tuple(config.model.image_shape), channels=(8, 8),
                                 embed_dim=config.model.id_dim, num_classes=4)  # fmt: skip
-  make = lambda: identity.IdentityNet(cfg, rngs=nnx.Rngs(params=jax.random.key(config.seed + 99)))
+  make = lambda: identity.IdentityNet(
+    cfg, rngs=nnx.Rngs(params=jax.random.key(config.seed + MOCK_F_SEED))
+  )
   f_def = nnx.split(nnx.eval_shape(make), nnx.Param, ...)[0]
   params, rest = jax.jit(lambda: nnx.split(make(), nnx.Param, ...)[1:])()  # one compilation
   return f_def, sharding.replicate((params, rest), mesh)
@@ -255,7 +233,7 @@ def build(config: ml_collections.ConfigDict, mesh):
   aug = augment.AugmentConfig(**config.augment.to_dict())
   g_tx = optax.adam(config.learning_rate, b1=0.0, b2=0.99)
   d_tx = optax.adam(config.d_learning_rate, b1=0.0, b2=0.99)
-  key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  key = keys.key(config.seed, keys.INIT)
   defs, state = create(model_cfg, g_tx, d_tx, key, mesh, f_def, f_vars)
   return defs, state, make_train_step(defs, g_tx, d_tx, loss_cfg, aug)
 
@@ -265,7 +243,7 @@ def eval_fn(defs: Defs):
   G(x, v(roll x)) to its source roll(x) and to its target x."""
 
   @jax.jit
-  def fn(state: SimSwapState, x):
+  def fn(state: pair.PairState, x):
     g = generator(defs, state)
     v = identity_vector(defs, state, x)
     out = reconstruction.metrics(g.swap(x, v), x)
@@ -279,7 +257,7 @@ def eval_fn(defs: Defs):
   return fn
 
 
-def evaluate(defs: Defs, state: SimSwapState, test: faces.FaceDataset, chunk: int = 64) -> dict:
+def evaluate(defs: Defs, state: pair.PairState, test: faces.FaceDataset, chunk: int = 64) -> dict:
   """Held-out metrics. The test order is shuffled once (seed 0) so that roll(x) is mostly another
   person; pairs of the same person are excluded from the cosine averages."""
   order = np.random.default_rng(0).permutation(len(test))
@@ -300,7 +278,7 @@ def evaluate(defs: Defs, state: SimSwapState, test: faces.FaceDataset, chunk: in
   return results
 
 
-def preview(path: Path, defs: Defs, state: SimSwapState, test: faces.FaceDataset, n: int = 6):
+def preview(path: Path, defs: Defs, state: pair.PairState, test: faces.FaceDataset, n: int = 6):
   """Swap matrix: top row the sources (one face of each of n people), left column the targets;
   cell (i, j) = target i with the identity of source j (diagonal: self-swap). Marked SYNTHETIC."""
   people = np.unique(test.y)[:n]

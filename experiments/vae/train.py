@@ -11,12 +11,16 @@ import optax
 from flax import nnx
 
 from genjax import losses
+from genjax.data import batching
 from genjax.data import tfds as data
 from genjax.evaluate import likelihood
 from genjax.models import vae
+from genjax.train import keys, loop, sharding
 from genjax.train import logging as tlog
-from genjax.train import loop, sharding
 from genjax.train import state as tstate
+
+# PRNG roles of this experiment beside genjax.train.keys' INIT and TRAIN.
+BINARIZE, EVAL, SAMPLES = 3, 4, 5  # test pixels binarized once; -ELBO and IWAE draws; figures
 
 
 def loss_fn(model, batch: dict, key: jax.Array, *, binarize: bool):
@@ -51,7 +55,7 @@ def eval_metrics(model, batch):
 def build(config: ml_collections.ConfigDict, mesh):
   """Model, optimizer, initial state and the jitted step for `config`."""
   model_cfg = vae.VAEConfig(**config.model.to_dict())
-  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  init_key = keys.key(config.seed, keys.INIT)
   tx = optax.adam(config.learning_rate)
   graphdef, state = tstate.create(
     lambda: vae.make(model_cfg, rngs=nnx.Rngs(params=init_key)), tx, mesh
@@ -62,27 +66,17 @@ def build(config: ml_collections.ConfigDict, mesh):
   return graphdef, state, step
 
 
-def _batches(dataset: data.ArrayDataset, mesh, *, seed: int, batch_size: int, on_device: bool):
-  """Returns get(step) -> the sharded batch of global step `step` (a pure function of seed, step)."""
-  n = len(dataset)
-  if on_device:
-    x_all = sharding.replicate(dataset.x, mesh)
-    take = jax.jit(lambda a, i: a[i], out_shardings=sharding.data_sharding(mesh))
-    return lambda s: take(x_all, data.batch_indices(seed, s, n, batch_size))
-  return lambda s: sharding.shard_batch(dataset.x[data.batch_indices(seed, s, n, batch_size)], mesh)
-
-
 def test_targets(config, x: np.ndarray) -> np.ndarray:
   """The test pixels the likelihood is scored on: binarized once with a fixed key, or x itself."""
   if not config.binarize:
     return x
-  key = jax.random.fold_in(jax.random.key(config.seed), 3)
+  key = keys.key(config.seed, BINARIZE)
   return np.asarray(jax.random.bernoulli(key, x), np.float32)
 
 
 def evaluate(graphdef, state, config, x: np.ndarray, x_t: np.ndarray, mesh) -> dict:
   """-ELBO, its terms and MSE on the whole test split; the IWAE bound on its first iwae_examples."""
-  eval_key, iwae_key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 4))
+  eval_key, iwae_key = jax.random.split(keys.key(config.seed, EVAL))
   fn = tstate.make_eval_fn(graphdef, eval_metrics)
   usable = len(x) - len(x) % mesh.size
   parts = []
@@ -121,7 +115,7 @@ def save_figures(graphdef, state, config, workdir: Path, x: np.ndarray, x_t: np.
   rows = [x[:16], x_t[:16]] if config.binarize else [x[:16]]
   rows.append(decode(state, encode(state, x_t[:16])))
   tlog.save_image_grid(workdir / "reconstructions.png", np.concatenate(rows), ncol=16)
-  z = jax.random.normal(jax.random.fold_in(jax.random.key(config.seed), 5), (64, d))
+  z = jax.random.normal(keys.key(config.seed, SAMPLES), (64, d))
   tlog.save_image_grid(workdir / "samples.png", decode(state, z), ncol=8)
   # Linear paths between the codes mu(x_a) and mu(x_b) of 8 pairs of test images, 10 steps each.
   mu = np.asarray(encode(state, x_t[:16]))
@@ -143,8 +137,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   kw = {"manual_dir": config.data_dir} if config.get("data_dir") else {}
   train_ds = data.get_dataset(config.dataset, config.train_split, **kw)
   test_ds = data.get_dataset(config.dataset, config.test_split, **kw)
-  get_x = _batches(train_ds, mesh, seed=config.seed, batch_size=config.batch_size,
-                   on_device=config.on_device)  # fmt: skip
+  get_x = batching.batches(train_ds.x, mesh, seed=config.seed, batch_size=config.batch_size,
+                           on_device=config.on_device)  # fmt: skip
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop (beta warms up by step).
   graphdef, state, train_step = build(config, mesh)

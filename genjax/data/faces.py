@@ -340,16 +340,11 @@ def swap_data(dataset: str, *, root: str = "", size: int = FACE_SIZE, names=None
 def batches(ds: FaceDataset, mesh, *, seed: int, batch_size: int):
   """get(step) -> (x float32 [B, H, W, 3] in [0, 1], y [B], face region float32 [B, H, W]),
   sharded over the mesh's data axis; the batch is a function of (seed, step) only (epochs of a
-  fixed permutation per (seed, epoch), genjax.data.tfds.batch_indices)."""
-  import jax
+  fixed permutation per (seed, epoch), genjax.data.batching)."""
   import jax.numpy as jnp
 
-  from genjax.data import tfds as batching
-  from genjax.train import sharding
+  from genjax.data import batching
 
-  x, y, r = (sharding.replicate(a, mesh) for a in (ds.x, ds.y, face_regions(ds)))  # uint8 on device
-  take = jax.jit(
-    lambda x, y, r, i: (x[i].astype(jnp.float32) / 255.0, y[i], r[i].astype(jnp.float32)),
-    out_shardings=sharding.data_sharding(mesh),
-  )
-  return lambda s: take(x, y, r, batching.batch_indices(seed, s, len(ds), batch_size))
+  to_float = lambda b: (b[0].astype(jnp.float32) / 255.0, b[1], b[2].astype(jnp.float32))
+  return batching.batches((ds.x, ds.y, face_regions(ds)), mesh, seed=seed, batch_size=batch_size,
+                          prepare=to_float)  # uint8 on the device, float32 batches  # fmt: skip

@@ -1,4 +1,4 @@
-"""Fashion-MNIST (and other small TFDS image sets) as arrays, with deterministic, resumable batching.
+"""Fashion-MNIST (and other small TFDS image sets) as arrays (batched by genjax.data.batching).
 
 Where the data comes from:
   * offline: a folder holding the four official files (TFDS' manual directory). Give it as
@@ -190,22 +190,3 @@ def get_dataset(name: str, split: str, **kw) -> ArrayDataset:
   if name == "mock":
     return mock(seed=0 if split.startswith("train") else 1)
   return load(name, split, **kw)
-
-
-def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-  """The order of the examples in `epoch`: a function of (seed, epoch) only, so runs resume exactly."""
-  return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-  """Full batches in one pass over n examples (468 of 128 for Fashion-MNIST's 60,000)."""
-  per_epoch = n // batch_size
-  if per_epoch == 0:
-    raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} examples).")
-  return per_epoch
-
-
-def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
-  """Indices of the batch taken at global `step` (epochs drop their last incomplete batch)."""
-  epoch, i = divmod(step, steps_per_epoch(n, batch_size))
-  return epoch_permutation(seed, epoch, n)[i * batch_size : (i + 1) * batch_size]

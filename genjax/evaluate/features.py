@@ -17,8 +17,9 @@ import optax
 from flax import nnx
 
 from genjax import nn
+from genjax.data import batching
 from genjax.data import tfds as data
-from genjax.train import checkpoint, sharding
+from genjax.train import checkpoint, keys, sharding
 from genjax.train import state as tstate
 
 
@@ -57,7 +58,7 @@ def _xent(model, batch, key):
 
 
 def _build(cfg: FeatureNetConfig, seed: int, tx, mesh):
-  key = jax.random.fold_in(jax.random.key(seed), 0)
+  key = keys.key(seed, keys.INIT)
   return tstate.create(lambda: FeatureNet(cfg, rngs=nnx.Rngs(params=key)), tx, mesh)
 
 
@@ -87,7 +88,7 @@ def train(
   x_all, y_all = jnp.asarray(train_ds.x), jnp.asarray(train_ds.y)
   key = jax.random.key(seed)
   for step in range(num_steps):
-    idx = data.batch_indices(seed, step, len(train_ds), batch_size)
+    idx = batching.batch_indices(seed, step, len(train_ds), batch_size)
     state, metrics = step_fn(state, {"x": x_all[idx], "y": y_all[idx]}, key)
     if step % 100 == 0 or step == num_steps - 1:
       tstate.check_finite(metrics, step)

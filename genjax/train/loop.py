@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genjax import kernels
-from genjax.train import checkpoint, distributed, sharding
+from genjax.train import checkpoint, distributed, keys, sharding
 from genjax.train import config as tconfig
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
@@ -68,7 +68,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path):
     partial = saved.with_name(saved.name + ".partial")
     partial.write_text(config.to_json(indent=2))
     partial.replace(saved)
-  return workdir, mesh, jax.random.fold_in(jax.random.key(config.seed), 1)
+  return workdir, mesh, keys.key(config.seed, keys.TRAIN)
 
 
 def run(
