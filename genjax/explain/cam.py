@@ -359,9 +359,7 @@ def _explain(kind, opts: _Options, args, x, idx, key):
     if "cam" in methods:
       w, b = head(opts.head)
       if w.shape[0] == a.shape[-1]:
-        wt = jnp.take(w.T, idx, axis=0)  # [B, T, C]
-        raw["cam"][name] = jnp.einsum("bhwc,btc->bthw", a, wt)
-        result.setdefault("cam_check", {})[name] = jnp.abs(a.mean((1, 2)) @ w + b - o).max()
+        raw["cam"][name], result.setdefault("cam_check", {})[name] = _cam(a, w, b, o, idx)
     if "scorecam" in methods:
       raw["scorecam"][name] = _scorecam(opts, call, scores, x, a, y0, idx)
     if "ablationcam" in methods:
@@ -380,6 +378,14 @@ def _each_target(vjp, y: jax.Array):
   """vjp applied to the one-hot cotangent of every target of y [B, T]: one backward pass each."""
   t = y.shape[1]
   return jax.vmap(vjp)(jnp.broadcast_to(jnp.eye(t, dtype=y.dtype)[:, None], (t, *y.shape)))[0]
+
+
+def _cam(a, w, b, o, idx):
+  """CAM (Zhou et al. 2016): M_t = sum_k w_kt A^k, w [C, K] and b [K] the final linear layer fed
+  by the global average pool of A [B, h, w, C]; idx [B, T] the targets. Returns the maps
+  [B, T, h, w] and max |GAP(A) w + b - o| (0 up to rounding when A does feed that layer so)."""
+  wt = jnp.take(w.T, idx, axis=0)  # [B, T, C]
+  return jnp.einsum("bhwc,btc->bthw", a, wt), jnp.abs(a.mean((1, 2)) @ w + b - o).max()
 
 
 def _gradcam_pp(opts, call, scores, x, name, a, g, o, idx):
