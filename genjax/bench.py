@@ -6,12 +6,14 @@ run_sides runs every side `repeats` times, alternating, so a change in the machi
 sides alike, and keeps each side's median run.
 """
 
+import argparse
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -121,3 +123,50 @@ def print_ratios(rows: dict[str, dict], label: str = "", reference: str = "pytor
     for name in [n for n in rows if n != reference]:
       ratio = rows[name]["images_per_s"] / rows[reference]["images_per_s"]
       print(f"ratio {name} / {reference}{label}: {ratio:.2f}x")
+
+
+def arguments(doc: str, *, batch: int, seconds: float = 20.0, devices: str = "1",
+              sides: tuple[str, ...] = ("genjax", "pytorch"), models: str | None = None,
+              models_help: str = "comma-separated") -> argparse.ArgumentParser:  # fmt: skip
+  """The command line every training-step benchmark shares: --batch, --seconds, --repeats,
+  --devices (genjax sides: XLA CPU devices the batch is split over), --model when `models` is
+  given (its default), and the hidden --only SIDE with which compare() starts one side."""
+  p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+  if models is not None:
+    p.add_argument("--model", default=models, help=models_help)
+  p.add_argument("--batch", type=int, default=batch)
+  p.add_argument("--seconds", type=float, default=seconds)
+  p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
+  p.add_argument("--devices", default=devices, help="genjax sides: XLA CPU devices the batch is split over")  # fmt: skip
+  p.add_argument("--only", choices=sides, help=argparse.SUPPRESS)
+  return p
+
+
+def side(args, run: Callable[[], dict]) -> None:
+  """In a side's own process (--only): the XLA devices first, then run() and its RESULT line."""
+  host_devices(int(args.devices))
+  print("RESULT " + json.dumps(run()))
+
+
+def compare(args, script: str, title: str, *, extra: tuple[str, ...] = (), label: str = "",
+            others: tuple[str, ...] = ("pytorch",),
+            note: Callable[[dict], str] | None = None) -> dict[str, dict]:  # fmt: skip
+  """Runs `script`'s sides in their own processes, alternating --repeats times: one genjax side per
+  --devices count, then `others` on one device; `extra` arguments go to every side. Prints the
+  table (images/s, ms per step, first step, peak RSS of each side's median run), every run, note(rows)
+  when the reference side ran, and the ratios; returns the rows."""
+  cmd = lambda name: [sys.executable, script, "--only", name, "--batch", str(args.batch),
+                      "--seconds", str(args.seconds), *extra]  # fmt: skip
+  cmds = genjax_sides(args.devices, cmd("genjax"))
+  cmds |= {name: [*cmd(name), "--devices", "1"] for name in others}
+  rows = run_sides(cmds, args.repeats, f"{label} " if label else "")
+  print(f"\n{title}")
+  print(f"{'':14s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
+  for name, r in rows.items():
+    print(f"{name:14s} {r['images_per_s']:10.1f} {r['ms_per_step']:9.2f} "
+          f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
+  print_runs(rows)
+  if note is not None and "pytorch" in rows:
+    print(note(rows))
+  print_ratios(rows, f" ({label})" if label else "")
+  return rows

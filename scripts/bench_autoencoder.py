@@ -12,8 +12,6 @@ Before timing, the PyTorch model is loaded with genjax's initial weights and the
 are compared, so both sides compute the same function. Needs: pip install torch==2.13.0 (CPU).
 """
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,14 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genjax.bench import (  # noqa: E402
-  genjax_sides,
-  host_devices,
-  print_ratios,
-  print_runs,
-  run_sides,
-  timeit,
-)
+from genjax import bench  # noqa: E402
 
 
 def _genjax_model():
@@ -75,7 +66,7 @@ def run_jax(batch: int, seconds: float, naive: bool, devices: int = 1) -> dict:
     box[0], metrics = train_step(box[0], x, key)
     metrics["loss"].block_until_ready()
 
-  return timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+  return bench.timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
 def torch_model():
@@ -142,45 +133,23 @@ def run_torch(batch: int, seconds: float) -> dict:
     opt.step()
     loss.item()
 
-  return timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
+  return bench.timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
                                           "threads": torch.get_num_threads()}  # fmt: skip
 
 
 def main():
-  p = argparse.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-  )
-  p.add_argument("--batch", type=int, default=128)
-  p.add_argument("--seconds", type=float, default=20.0)
-  p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
-  p.add_argument("--devices", default="1", help="genjax sides: XLA CPU devices the batch is split over")  # fmt: skip
-  p.add_argument("--only", choices=["genjax", "genjax-naive", "pytorch"], help=argparse.SUPPRESS)
+  p = bench.arguments(__doc__, batch=128, sides=("genjax", "genjax-naive", "pytorch"))
   a = p.parse_args()
   if a.only:
-    host_devices(int(a.devices))
-    r = (
-      run_torch(a.batch, a.seconds)
-      if a.only == "pytorch"
-      else run_jax(a.batch, a.seconds, a.only == "genjax-naive", int(a.devices))
+    if a.only == "pytorch":
+      return bench.side(a, lambda: run_torch(a.batch, a.seconds))
+    return bench.side(
+      a, lambda: run_jax(a.batch, a.seconds, a.only == "genjax-naive", int(a.devices))
     )
-    print("RESULT " + json.dumps(r))
-    return
-  cmd = lambda name: [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
-                      "--seconds", str(a.seconds)]  # fmt: skip
-  cmds = genjax_sides(a.devices, cmd("genjax"))
-  cmds |= {name: [*cmd(name), "--devices", "1"] for name in ("genjax-naive", "pytorch")}
-  rows = run_sides(cmds, a.repeats)
-  print(f"\nconv autoencoder training step, batch {a.batch}, float32")
-  print(f"{'':14s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
-  for name, r in rows.items():
-    print(
-      f"{name:14s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} {r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}"
-    )
-  print_runs(rows)
-  if "pytorch" in rows:
-    print(f"pytorch threads: {rows['pytorch']['threads']}; max |torch - genjax| forward: "
-          f"{rows['pytorch']['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
-  print_ratios(rows)
+  bench.compare(a, __file__, f"conv autoencoder training step, batch {a.batch}, float32",
+                others=("genjax-naive", "pytorch"),
+                note=lambda rows: f"pytorch threads: {rows['pytorch']['threads']}; max |torch - genjax| "
+                                  f"forward: {rows['pytorch']['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ over N XLA CPU devices (data parallel; genjax.bench.host_devices).
 Needs: pip install torch==2.13.0 (CPU wheel; a CUDA build for --torch_device cuda).
 """
 
-import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -32,14 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genjax.bench import (  # noqa: E402
-  genjax_sides,
-  host_devices,
-  print_ratios,
-  print_runs,
-  run_sides,
-  timeit,
-)
+from genjax import bench  # noqa: E402
 
 SHAPE = (100, 100, 3)
 
@@ -105,7 +96,7 @@ def run_jax_a(batch: int, seconds: float, devices: int = 1) -> dict:
     box[0], metrics = step_fn(box[0], xs, key)
     metrics["loss"].block_until_ready()
 
-  return timeit(step, seconds, 2 * batch) | {"backend": jax.default_backend()}
+  return bench.timeit(step, seconds, 2 * batch) | {"backend": jax.default_backend()}
 
 
 def jax_simswap_models():
@@ -159,7 +150,7 @@ def run_jax_c(batch: int, seconds: float, devices: int = 1) -> dict:
     box[0], loss = step_fn(box[0], x, key)
     loss.block_until_ready()
 
-  return timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+  return bench.timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
 # --- PyTorch ----------------------------------------------------------------------------------
@@ -412,7 +403,7 @@ def run_torch_a(batch: int, seconds: float, device: str) -> dict:
     opt.step()
     loss.item()
 
-  return timeit(step, seconds, 2 * batch) | {"max_abs_diff_vs_genjax": diff,
+  return bench.timeit(step, seconds, 2 * batch) | {"max_abs_diff_vs_genjax": diff,
                                               "threads": torch.get_num_threads()}  # fmt: skip
 
 
@@ -503,7 +494,7 @@ def run_torch_c(batch: int, seconds: float, device: str) -> dict:
     g_opt.step()
     loss.item()
 
-  return timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": {k: float(v) for k, v in diffs.items()},
+  return bench.timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": {k: float(v) for k, v in diffs.items()},
                                           "threads": torch.get_num_threads()}  # fmt: skip
 
 
@@ -511,46 +502,29 @@ def run_torch_c(batch: int, seconds: float, device: str) -> dict:
 
 
 def main():
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-  p.add_argument("--model", default="a,c", help="a (shared encoder), c (identity injection)")
-  p.add_argument("--batch", type=int, default=16, help="faces per identity (a) or per batch (c)")
-  p.add_argument("--seconds", type=float, default=30.0)
+  p = bench.arguments(__doc__, batch=16, seconds=30.0, models="a,c",
+                      models_help="a (shared encoder), c (identity injection)")  # fmt: skip
   p.add_argument("--torch_device", default="cpu")
-  p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
-  p.add_argument("--devices", default="1", help="genjax sides: XLA CPU devices the batch is split over")  # fmt: skip
-  p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.only:
-    host_devices(int(a.devices))
     if a.only == "genjax":
-      r = {"a": run_jax_a, "c": run_jax_c}[a.model](a.batch, a.seconds, int(a.devices))
-    else:
-      r = {"a": run_torch_a, "c": run_torch_c}[a.model](a.batch, a.seconds, a.torch_device)
-    print("RESULT " + json.dumps(r))
-    return
+      return bench.side(a, lambda: {"a": run_jax_a, "c": run_jax_c}[a.model](
+        a.batch, a.seconds, int(a.devices)))  # fmt: skip
+    return bench.side(a, lambda: {"a": run_torch_a, "c": run_torch_c}[a.model](
+      a.batch, a.seconds, a.torch_device))  # fmt: skip
+  what = {"a": "(a) shared encoder, 2 decoders: one Adam step on both identities",
+          "c": "(c) identity injection: one D step (hinge + WGAN-GP) + one G step"}  # fmt: skip
   for model in a.model.split(","):
-    if model not in ("a", "c"):
+    if model not in what:
       raise SystemExit(f"--model: unknown model {model!r}; choose from a, c")
-    cmd = lambda name, model=model: [sys.executable, __file__, "--only", name, "--model", model,
-                                     "--batch", str(a.batch), "--seconds", str(a.seconds),
-                                     "--torch_device", a.torch_device]  # fmt: skip
-    cmds = genjax_sides(a.devices, cmd("genjax")) | {"pytorch": [*cmd("pytorch"), "--devices", "1"]}
-    rows = run_sides(cmds, a.repeats, f"({model}) ")
-    what = {"a": "(a) shared encoder, 2 decoders: one Adam step on both identities",
-            "c": "(c) identity injection: one D step (hinge + WGAN-GP) + one G step"}[model]  # fmt: skip
-    print(f"\n{what}; 100x100x3, batch {a.batch}{' per identity' if model == 'a' else ''}, float32")
-    print(f"{'':12s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
-    for name, r in rows.items():
-      print(f"{name:12s} {r['images_per_s']:10.1f} {r['ms_per_step']:9.1f} "
-            f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
-    print_runs(rows)
-    if "pytorch" in rows:
-      t = rows["pytorch"]
-      backend = next((r["backend"] for n, r in rows.items() if n != "pytorch"), "-")
-      print(f"genjax backend: {backend}; pytorch device: {a.torch_device}, "
-            f"threads: {t['threads']}; max |torch - genjax| before training: "
-            f"{t['max_abs_diff_vs_genjax']}")  # fmt: skip
-    print_ratios(rows, f" ({model})")
+    per = " per identity" if model == "a" else ""
+    note = lambda rows: (
+      f"genjax backend: {next((r['backend'] for n, r in rows.items() if n != 'pytorch'), '-')}; "
+      f"pytorch device: {a.torch_device}, threads: {rows['pytorch']['threads']}; "
+      f"max |torch - genjax| before training: {rows['pytorch']['max_abs_diff_vs_genjax']}")  # fmt: skip
+    bench.compare(a, __file__, f"{what[model]}; 100x100x3, batch {a.batch}{per}, float32",
+                  extra=("--model", model, "--torch_device", a.torch_device), label=model,
+                  note=note)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ are compared first, so both sides compute the same function. genjax runs once pe
 parallel; genjax.bench.host_devices). Needs: pip install torch==2.13.0.
 """
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,14 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genjax.bench import (  # noqa: E402
-  genjax_sides,
-  host_devices,
-  print_ratios,
-  print_runs,
-  run_sides,
-  timeit,
-)
+from genjax import bench  # noqa: E402
 
 WIDTHS = dict(image_shape=(28, 28, 1), latent_dim=64, g_widths=(64, 32), d_widths=(32, 64))
 
@@ -67,7 +58,7 @@ def run_jax(batch: int, seconds: float, devices: int = 1) -> dict:
     box[0], metrics = step_fn(box[0], x, key)
     metrics["loss"].block_until_ready()
 
-  return timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+  return bench.timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
 def torch_models():
@@ -155,44 +146,21 @@ def run_torch(batch: int, seconds: float) -> dict:
     g_opt.step()
     g_loss.item()
 
-  return timeit(step, seconds, batch) | {"max_abs_diff_g": float(np.max(g_diff)),
+  return bench.timeit(step, seconds, batch) | {"max_abs_diff_g": float(np.max(g_diff)),
                                           "max_abs_diff_d": float(np.max(d_diff)),
                                           "threads": torch.get_num_threads()}  # fmt: skip
 
 
 def main():
-  p = argparse.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-  )
-  p.add_argument("--batch", type=int, default=64)
-  p.add_argument("--seconds", type=float, default=20.0)
-  p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
-  p.add_argument("--devices", default="1", help="genjax sides: XLA CPU devices the batch is split over")  # fmt: skip
-  p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
-  a = p.parse_args()
+  a = bench.arguments(__doc__, batch=64).parse_args()
   if a.only:
-    host_devices(int(a.devices))
-    if a.only == "pytorch":
-      r = run_torch(a.batch, a.seconds)
-    else:
-      r = run_jax(a.batch, a.seconds, int(a.devices))
-    print("RESULT " + json.dumps(r))
-    return
-  cmd = lambda name: [sys.executable, __file__, "--only", name, "--batch", str(a.batch),
-                      "--seconds", str(a.seconds)]  # fmt: skip
-  cmds = genjax_sides(a.devices, cmd("genjax")) | {"pytorch": [*cmd("pytorch"), "--devices", "1"]}
-  rows = run_sides(cmds, a.repeats)
-  print(f"\nDCGAN training step (1 D step + 1 G step), batch {a.batch}, float32")
-  print(f"{'':12s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
-  for name, r in rows.items():
-    print(f"{name:12s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
-          f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
-  print_runs(rows)
-  if "pytorch" in rows:
-    t = rows["pytorch"]
-    print(f"pytorch threads: {t['threads']}; max |torch - genjax| forward: "
-          f"G {t['max_abs_diff_g']:.2e}, D {t['max_abs_diff_d']:.2e}")  # fmt: skip
-  print_ratios(rows)
+    run = run_torch if a.only == "pytorch" else lambda b, s: run_jax(b, s, int(a.devices))
+    return bench.side(a, lambda: run(a.batch, a.seconds))
+  note = lambda rows: (f"pytorch threads: {rows['pytorch']['threads']}; max |torch - genjax| "
+                       f"forward: G {rows['pytorch']['max_abs_diff_g']:.2e}, "
+                       f"D {rows['pytorch']['max_abs_diff_d']:.2e}")  # fmt: skip
+  bench.compare(a, __file__, f"DCGAN training step (1 D step + 1 G step), batch {a.batch}, float32",
+                note=note)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ split over N XLA CPU devices (data parallel; genjax.bench.host_devices).
 Needs: pip install torch==2.13.0 (CPU).
 """
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,14 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genjax.bench import (  # noqa: E402
-  genjax_sides,
-  host_devices,
-  print_ratios,
-  print_runs,
-  run_sides,
-  timeit,
-)
+from genjax import bench  # noqa: E402
 
 LATENT = 20
 
@@ -69,7 +60,7 @@ def run_jax(kind: str, batch: int, seconds: float, devices: int = 1) -> dict:
     box[0], metrics = step_fn(box[0], batch_, key)
     metrics["loss"].block_until_ready()
 
-  return timeit(step, seconds, batch) | {"backend": jax.default_backend()}
+  return bench.timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
 def torch_model(kind: str):
@@ -158,43 +149,21 @@ def run_torch(kind: str, batch: int, seconds: float) -> dict:
     opt.step()
     loss.item()
 
-  return timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
+  return bench.timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
                                           "threads": torch.get_num_threads()}  # fmt: skip
 
 
 def main():
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-  p.add_argument("--model", default="dense,conv")
-  p.add_argument("--batch", type=int, default=128)
-  p.add_argument("--seconds", type=float, default=20.0)
-  p.add_argument("--repeats", type=int, default=1, help="alternating runs per side; median kept")
-  p.add_argument("--devices", default="1,2", help="genjax sides: XLA CPU devices the batch is split over")  # fmt: skip
-  p.add_argument("--only", choices=["genjax", "pytorch"], help=argparse.SUPPRESS)
-  a = p.parse_args()
+  a = bench.arguments(__doc__, batch=128, devices="1,2", models="dense,conv").parse_args()
   if a.only:
-    host_devices(int(a.devices))
     if a.only == "pytorch":
-      r = run_torch(a.model, a.batch, a.seconds)
-    else:
-      r = run_jax(a.model, a.batch, a.seconds, int(a.devices))
-    print("RESULT " + json.dumps(r))
-    return
+      return bench.side(a, lambda: run_torch(a.model, a.batch, a.seconds))
+    return bench.side(a, lambda: run_jax(a.model, a.batch, a.seconds, int(a.devices)))
+  note = lambda rows: (f"pytorch threads: {rows['pytorch']['threads']}; max |torch - genjax| "
+                       f"decoder logits: {rows['pytorch']['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
   for kind in a.model.split(","):
-    cmd = lambda name, kind=kind: [sys.executable, __file__, "--only", name, "--model", kind,
-                                   "--batch", str(a.batch), "--seconds", str(a.seconds)]  # fmt: skip
-    cmds = genjax_sides(a.devices, cmd("genjax")) | {"pytorch": [*cmd("pytorch"), "--devices", "1"]}
-    rows = run_sides(cmds, a.repeats, f"{kind} ")
-    print(f"\n{kind} VAE training step, batch {a.batch}, float32")
-    print(f"{'':12s} {'images/s':>10s} {'ms/step':>9s} {'1st step s':>10s} {'peak RSS MB':>11s}")
-    for name, r in rows.items():
-      print(f"{name:12s} {r['images_per_s']:10.0f} {r['ms_per_step']:9.2f} "
-            f"{r['first_step_s']:10.2f} {r['peak_rss_mb']:11.0f}")  # fmt: skip
-    print_runs(rows)
-    if "pytorch" in rows:
-      t = rows["pytorch"]
-      print(f"pytorch threads: {t['threads']}; max |torch - genjax| decoder logits: "
-            f"{t['max_abs_diff_vs_genjax']:.2e}")  # fmt: skip
-    print_ratios(rows, f" ({kind})")
+    bench.compare(a, __file__, f"{kind} VAE training step, batch {a.batch}, float32",
+                  extra=("--model", kind), label=kind, note=note)  # fmt: skip
 
 
 if __name__ == "__main__":
