@@ -36,6 +36,14 @@ def timeit(step, seconds: float, batch: int) -> dict:
           "peak_rss_mb": peak_mb, "steps": n}  # fmt: skip
 
 
+def torch_timeit(step, seconds: float, batch: int, **extra) -> dict:
+  """timeit of a PyTorch side's step(), with `extra` (e.g. its largest difference from genjax) and
+  torch's thread count added to the result."""
+  import torch
+
+  return timeit(step, seconds, batch) | extra | {"threads": torch.get_num_threads()}
+
+
 def alternating_ms(fns: dict, args: tuple, repeats: int) -> dict[str, list[float]]:
   """In-process timing: calls each (compiled) function once per round, alternating, `repeats`
   rounds; the milliseconds of every call per function (jax results are waited for)."""

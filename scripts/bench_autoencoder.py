@@ -133,8 +133,7 @@ def run_torch(batch: int, seconds: float) -> dict:
     opt.step()
     loss.item()
 
-  return bench.timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": float(diff),
-                                          "threads": torch.get_num_threads()}  # fmt: skip
+  return bench.torch_timeit(step, seconds, batch, max_abs_diff_vs_genjax=float(diff))
 
 
 def main():

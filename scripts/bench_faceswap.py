@@ -403,8 +403,7 @@ def run_torch_a(batch: int, seconds: float, device: str) -> dict:
     opt.step()
     loss.item()
 
-  return bench.timeit(step, seconds, 2 * batch) | {"max_abs_diff_vs_genjax": diff,
-                                              "threads": torch.get_num_threads()}  # fmt: skip
+  return bench.torch_timeit(step, seconds, 2 * batch, max_abs_diff_vs_genjax=diff)
 
 
 def run_torch_c(batch: int, seconds: float, device: str) -> dict:
@@ -494,8 +493,9 @@ def run_torch_c(batch: int, seconds: float, device: str) -> dict:
     g_opt.step()
     loss.item()
 
-  return bench.timeit(step, seconds, batch) | {"max_abs_diff_vs_genjax": {k: float(v) for k, v in diffs.items()},
-                                          "threads": torch.get_num_threads()}  # fmt: skip
+  return bench.torch_timeit(
+    step, seconds, batch, max_abs_diff_vs_genjax={k: float(v) for k, v in diffs.items()}
+  )
 
 
 # --- driver -----------------------------------------------------------------------------------

@@ -146,9 +146,9 @@ def run_torch(batch: int, seconds: float) -> dict:
     g_opt.step()
     g_loss.item()
 
-  return bench.timeit(step, seconds, batch) | {"max_abs_diff_g": float(np.max(g_diff)),
-                                          "max_abs_diff_d": float(np.max(d_diff)),
-                                          "threads": torch.get_num_threads()}  # fmt: skip
+  return bench.torch_timeit(
+    step, seconds, batch, max_abs_diff_g=float(np.max(g_diff)), max_abs_diff_d=float(np.max(d_diff))
+  )
 
 
 def main():
