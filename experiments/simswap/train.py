@@ -36,7 +36,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from genjax import losses
+from genjax import losses, nn
 from genjax.data import faces
 from genjax.evaluate import reconstruction
 from genjax.faces import align, augment, mark, swap
@@ -211,8 +211,7 @@ def identity_net(config, mesh):
   make = lambda: identity.IdentityNet(
     cfg, rngs=nnx.Rngs(params=jax.random.key(config.seed + MOCK_F_SEED))
   )
-  f_def = nnx.split(nnx.eval_shape(make), nnx.Param, ...)[0]
-  params, rest = jax.jit(lambda: nnx.split(make(), nnx.Param, ...)[1:])()  # one compilation
+  f_def, params, rest = nnx.split(nn.build(make), nnx.Param, ...)
   return f_def, sharding.replicate((params, rest), mesh)
 
 
