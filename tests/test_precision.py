@@ -10,6 +10,7 @@ from experiments.autoencoder import train as ae_train
 from experiments.autoencoder.configs import variants
 from experiments.vae import train as vae_train
 from experiments.vae.configs import variants as vae_variants
+from genjax.data import batching
 from genjax.data import tfds as data
 from genjax.train import sharding
 
@@ -28,7 +29,7 @@ def _train(model: str, dtype: str):
     config.loss.penalty, config.loss.weight_decay = "l2", 1e-4
   mesh = sharding.make_mesh(1)
   _, state, step = exp.build(config, mesh)
-  get = exp._batches(data.mock(256, seed=1), mesh, seed=0, batch_size=32, on_device=True)
+  get = batching.batches(data.mock(256, seed=1).x, mesh, seed=0, batch_size=32)
   batch = (lambda s: get(s)) if family == "ae" else (lambda s: {"x": get(s), "beta": 1.0})
   key, losses = jax.random.key(0), []
   # the products and convolutions run in the compute dtype
