@@ -178,3 +178,51 @@ def compare(args, script: str, title: str, *, extra: tuple[str, ...] = (), label
     print(note(rows))
   print_ratios(rows, f" ({label})" if label else "")
   return rows
+
+
+# --- genjax weights into a PyTorch peer (NHWC / HWIO / [in, out] -> NCHW / OIHW / [out, in]) -----
+
+
+def to_torch(a):
+  """A contiguous float32 torch tensor holding the array's values."""
+  import torch
+
+  return torch.from_numpy(np.ascontiguousarray(np.asarray(a, dtype=np.float32)))
+
+
+def _copy(dst, weight, bias) -> None:
+  import torch
+
+  with torch.no_grad():
+    dst.weight.copy_(to_torch(weight))
+    dst.bias.copy_(to_torch(bias))
+
+
+def copy_conv(dst, src) -> None:
+  """An nnx / genjax convolution (kernel [kh, kw, in, out]) into torch's Conv2d ([out, in, kh, kw])."""
+  _copy(dst, np.asarray(src.kernel[...]).transpose(3, 2, 0, 1), src.bias[...])
+
+
+def copy_up(dst, src) -> None:
+  """A transposed convolution (kernel [kh, kw, in, out]) into torch's ConvTranspose2d ([in, out,
+  kh, kw])."""
+  _copy(dst, np.asarray(src.kernel[...]).transpose(2, 3, 0, 1), src.bias[...])
+
+
+def copy_norm(dst, src) -> None:
+  """A normalization's scale and bias into torch's weight and bias."""
+  _copy(dst, src.scale[...], src.bias[...])
+
+
+def copy_linear(dst, src, *, rows: tuple[int, int, int] | None = None,
+                cols: tuple[int, int, int] | None = None) -> None:  # fmt: skip
+  """nnx.Linear ([in, out]) into torch's Linear ([out, in]). rows=(h, w, c): its input is a feature
+  map flattened in genjax's (h, w, c) order, which torch flattens as (c, h, w); cols=(h, w, c): its
+  output is reshaped to such a map (columns and bias reordered the same way)."""
+  k, b = np.asarray(src.kernel[...]), np.asarray(src.bias[...])
+  if rows is not None:
+    k = k.reshape(*rows, -1).transpose(2, 0, 1, 3).reshape(-1, k.shape[-1])
+  if cols is not None:
+    k = k.reshape(k.shape[0], *cols).transpose(0, 3, 1, 2).reshape(k.shape[0], -1)
+    b = b.reshape(cols).transpose(2, 0, 1).ravel()
+  _copy(dst, k.T, b)

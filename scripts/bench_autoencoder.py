@@ -91,26 +91,10 @@ def torch_model():
 
 def load_genjax_weights(tm, jm) -> None:
   """Copies genjax (NHWC, HWIO) weights into the PyTorch (NCHW, OIHW) model."""
-  import torch
-
-  t = lambda a: torch.from_numpy(np.ascontiguousarray(np.asarray(a)))
-  with torch.no_grad():
-    for name in ("conv1", "conv2"):
-      getattr(tm, name).weight.copy_(t(getattr(jm, name).kernel[...].transpose(3, 2, 0, 1)))
-      getattr(tm, name).bias.copy_(t(getattr(jm, name).bias[...]))
-    k = np.asarray(jm.to_z.kernel[...]).reshape(7, 7, 64, 32).transpose(2, 0, 1, 3).reshape(-1, 32)
-    tm.to_z.weight.copy_(t(k.T))
-    tm.to_z.bias.copy_(t(jm.to_z.bias[...]))
-    k = (
-      np.asarray(jm.from_z.kernel[...]).reshape(32, 7, 7, 64).transpose(0, 3, 1, 2).reshape(32, -1)
-    )
-    tm.from_z.weight.copy_(t(k.T))
-    tm.from_z.bias.copy_(
-      t(np.asarray(jm.from_z.bias[...]).reshape(7, 7, 64).transpose(2, 0, 1).ravel())
-    )
-    for name in ("up1", "up2"):
-      getattr(tm, name).weight.copy_(t(getattr(jm, name).kernel[...].transpose(2, 3, 0, 1)))
-      getattr(tm, name).bias.copy_(t(getattr(jm, name).bias[...]))
+  bench.copy_conv(tm.conv1, jm.conv1), bench.copy_conv(tm.conv2, jm.conv2)
+  bench.copy_linear(tm.to_z, jm.to_z, rows=(7, 7, 64))
+  bench.copy_linear(tm.from_z, jm.from_z, cols=(7, 7, 64))
+  bench.copy_up(tm.up1, jm.up1), bench.copy_up(tm.up2, jm.up2)
 
 
 def run_torch(batch: int, seconds: float) -> dict:

@@ -295,70 +295,36 @@ def _torch_modules():
   return SwapModel, Generator, MultiScaleDiscriminator, IdentityNet
 
 
-def _t(a):
-  import torch
-
-  return torch.from_numpy(np.ascontiguousarray(np.asarray(a, dtype=np.float32)))
-
-
-def _copy_conv(dst, src) -> None:  # nnx.Conv kernel HWIO -> OIHW
-  dst.weight.copy_(_t(np.asarray(src.kernel[...]).transpose(3, 2, 0, 1)))
-  dst.bias.copy_(_t(src.bias[...]))
-
-
-def _copy_linear(dst, src) -> None:  # [in, out] -> [out, in]
-  dst.weight.copy_(_t(np.asarray(src.kernel[...]).T))
-  dst.bias.copy_(_t(src.bias[...]))
-
-
-def _copy_up(dst, src) -> None:  # ConvTranspose2x kernel [4, 4, in, out] -> [in, out, 4, 4]
-  dst.weight.copy_(_t(np.asarray(src.kernel[...]).transpose(2, 3, 0, 1)))
-  dst.bias.copy_(_t(src.bias[...]))
-
-
 def load_swap_weights(tm, jm) -> None:
   """genjax SharedEncoderSwap -> the PyTorch SwapModel (NHWC flatten order -> NCHW)."""
-  import torch
-
-  with torch.no_grad():
-    for dst, src in zip(tm.convs, jm.encoder.convs, strict=True):
-      _copy_conv(dst, src)
-    k = np.asarray(jm.encoder.to_z.kernel[...])
-    k = k.reshape(*tm.code_shape, -1).transpose(2, 0, 1, 3)  # (h, w, c) rows -> (c, h, w)
-    tm.to_z.weight.copy_(_t(k.reshape(-1, k.shape[-1]).T))
-    tm.to_z.bias.copy_(_t(jm.encoder.to_z.bias[...]))
-    for d, jd in zip(tm.decoders, jm.decoders, strict=True):
-      h, w, c0 = jd.bottom
-      k = np.asarray(jd.from_z.kernel[...]).reshape(-1, h, w, c0).transpose(0, 3, 1, 2)
-      d["from_z"].weight.copy_(_t(k.reshape(k.shape[0], -1).T))
-      d["from_z"].bias.copy_(_t(np.asarray(jd.from_z.bias[...]).reshape(h, w, c0).transpose(2, 0, 1).ravel()))  # fmt: skip
-      _copy_conv(d["refine"], jd.refine), _copy_up(d["up1"], jd.up1), _copy_up(d["up2"], jd.up2)
-      _copy_conv(d["to_rgb"], jd.to_rgb)
+  for dst, src in zip(tm.convs, jm.encoder.convs, strict=True):
+    bench.copy_conv(dst, src)
+  bench.copy_linear(tm.to_z, jm.encoder.to_z, rows=tuple(tm.code_shape))
+  for d, jd in zip(tm.decoders, jm.decoders, strict=True):
+    bench.copy_linear(d["from_z"], jd.from_z, cols=tuple(jd.bottom))
+    bench.copy_conv(d["refine"], jd.refine), bench.copy_conv(d["to_rgb"], jd.to_rgb)
+    bench.copy_up(d["up1"], jd.up1), bench.copy_up(d["up2"], jd.up2)
 
 
 def load_simswap_weights(tg, td, tf, jg, jd, jf) -> None:
-  import torch
-
-  with torch.no_grad():
-    for name in ("stem", "down1", "down2", "to_rgb"):
-      _copy_conv(getattr(tg, name), getattr(jg, name))
-    _copy_up(tg.up1, jg.up1), _copy_up(tg.up2, jg.up2)
-    for b, jb in zip(tg.blocks, jg.blocks, strict=True):
-      _copy_conv(b.conv1, jb.conv1), _copy_conv(b.conv2, jb.conv2)
-      _copy_linear(b.norm1.proj, jb.norm1.proj), _copy_linear(b.norm2.proj, jb.norm2.proj)
-    for net, jnet in zip(td.nets, jd.nets, strict=True):
-      for dst, src in zip(net.convs, jnet.convs, strict=True):
-        _copy_conv(dst, src)
-      _copy_conv(net.out, jnet.out)
-    for i in range(len(tf.down)):
-      _copy_conv(tf.down[i], jf.down[i]), _copy_conv(tf.same[i], jf.same[i])
-      tf.norms[i].weight.copy_(_t(jf.norms[i].scale[...]))
-      tf.norms[i].bias.copy_(_t(jf.norms[i].bias[...]))
-    _copy_linear(tf.embed, jf.embed)
+  for name in ("stem", "down1", "down2", "to_rgb"):
+    bench.copy_conv(getattr(tg, name), getattr(jg, name))
+  bench.copy_up(tg.up1, jg.up1), bench.copy_up(tg.up2, jg.up2)
+  for b, jb in zip(tg.blocks, jg.blocks, strict=True):
+    bench.copy_conv(b.conv1, jb.conv1), bench.copy_conv(b.conv2, jb.conv2)
+    bench.copy_linear(b.norm1.proj, jb.norm1.proj), bench.copy_linear(b.norm2.proj, jb.norm2.proj)
+  for net, jnet in zip(td.nets, jd.nets, strict=True):
+    for dst, src in zip(net.convs, jnet.convs, strict=True):
+      bench.copy_conv(dst, src)
+    bench.copy_conv(net.out, jnet.out)
+  for i in range(len(tf.down)):
+    bench.copy_conv(tf.down[i], jf.down[i]), bench.copy_conv(tf.same[i], jf.same[i])
+    bench.copy_norm(tf.norms[i], jf.norms[i])
+  bench.copy_linear(tf.embed, jf.embed)
 
 
 def _nchw(x: np.ndarray):
-  return _t(x.transpose(0, 3, 1, 2))
+  return bench.to_torch(x.transpose(0, 3, 1, 2))
 
 
 def run_torch_a(batch: int, seconds: float, device: str) -> dict:
@@ -382,7 +348,7 @@ def run_torch_a(batch: int, seconds: float, device: str) -> dict:
   opt = torch.optim.Adam(tm.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
   xs = [_nchw(x).to(device) for x in xs_np]
   g = np.exp(-0.5 * np.square((np.arange(11) - 5.0) / 1.5))
-  g = _t(np.outer(g, g) / g.sum() ** 2)[None, None].repeat(3, 1, 1, 1).to(device)
+  g = bench.to_torch(np.outer(g, g) / g.sum() ** 2)[None, None].repeat(3, 1, 1, 1).to(device)
 
   def ssim(x, y):  # genjax.losses.ssim: 11x11 Gaussian (sigma 1.5), valid, per example
     blur = lambda v: F.conv2d(v, g, groups=3)
@@ -441,7 +407,7 @@ def run_torch_c(batch: int, seconds: float, device: str) -> dict:
       "identity embedding": np.abs(tf(_nchw(x_np)).numpy() - v_j).max(),
       "identity view": np.abs(view(_nchw(x_np)).numpy().transpose(0, 2, 3, 1)
                               - np.asarray(align.warp_batch(x_np, m_view, (size, size)))).max(),
-      "generator logits": np.abs(tg(_nchw(x_np), _t(v_np)).numpy().transpose(0, 2, 3, 1)
+      "generator logits": np.abs(tg(_nchw(x_np), bench.to_torch(v_np)).numpy().transpose(0, 2, 3, 1)
                                  - np.asarray(nnx.jit(lambda m, x, v: m(x, v))(jg, x_np, v_np))).max(),
       "critic": np.abs(td.critic(_nchw(x_np)).numpy()
                        - np.asarray(nnx.jit(lambda m, x: m.critic(x))(jd, x_np))).max(),

@@ -95,25 +95,11 @@ def torch_models():
 
 def load_genjax_weights(tg, td, jg, jd) -> None:
   """Copies genjax (NHWC, HWIO, flattened h-w-c) weights into the PyTorch (NCHW) pair."""
-  import torch
-
-  t = lambda a: torch.from_numpy(np.ascontiguousarray(np.asarray(a)))
-  with torch.no_grad():
-    k = np.asarray(jg.fc.kernel[...]).reshape(64, 7, 7, 64).transpose(0, 3, 1, 2).reshape(64, -1)
-    tg.fc.weight.copy_(t(k.T))
-    tg.fc.bias.copy_(t(np.asarray(jg.fc.bias[...]).reshape(7, 7, 64).transpose(2, 0, 1).ravel()))
-    for tn, jn in ((tg.n1, jg.norms[0]), (tg.n2, jg.norms[1])):
-      tn.weight.copy_(t(jn.scale[...]))
-      tn.bias.copy_(t(jn.bias[...]))
-    for tu, ju in ((tg.up1, jg.ups[0]), (tg.up2, jg.ups[1])):
-      tu.weight.copy_(t(ju.kernel[...].transpose(2, 3, 0, 1)))
-      tu.bias.copy_(t(ju.bias[...]))
-    for tc, jc in ((td.c1, jd.convs[0]), (td.c2, jd.convs[1])):
-      tc.weight.copy_(t(jc.kernel[...].transpose(3, 2, 0, 1)))
-      tc.bias.copy_(t(jc.bias[...]))
-    k = np.asarray(jd.fc.kernel[...]).reshape(7, 7, 64, 1).transpose(2, 0, 1, 3).reshape(-1, 1)
-    td.fc.weight.copy_(t(k.T))
-    td.fc.bias.copy_(t(jd.fc.bias[...]))
+  bench.copy_linear(tg.fc, jg.fc, cols=(7, 7, 64))
+  bench.copy_norm(tg.n1, jg.norms[0]), bench.copy_norm(tg.n2, jg.norms[1])
+  bench.copy_up(tg.up1, jg.ups[0]), bench.copy_up(tg.up2, jg.ups[1])
+  bench.copy_conv(td.c1, jd.convs[0]), bench.copy_conv(td.c2, jd.convs[1])
+  bench.copy_linear(td.fc, jd.fc, rows=(7, 7, 64))
 
 
 def run_torch(batch: int, seconds: float) -> dict:

@@ -96,27 +96,14 @@ def torch_model(kind: str):
 
 def load_genjax_weights(kind: str, tm, jm) -> None:
   """Copies genjax (NHWC, HWIO, [in, out]) weights into the PyTorch (NCHW, OIHW, [out, in]) model."""
-  import torch
-
-  t = lambda a: torch.from_numpy(np.ascontiguousarray(np.asarray(a)))
-  lin = lambda dst, src: (dst.weight.copy_(t(np.asarray(src.kernel[...]).T)), dst.bias.copy_(t(src.bias[...])))  # fmt: skip
-  with torch.no_grad():
-    if kind == "dense":
-      lin(tm.enc, jm.enc[0]), lin(tm.to_stats, jm.to_stats)
-      lin(tm.dec1, jm.dec[0]), lin(tm.dec2, jm.dec[1])
-      return
-    for name in ("conv1", "conv2"):
-      getattr(tm, name).weight.copy_(t(getattr(jm, name).kernel[...].transpose(3, 2, 0, 1)))
-      getattr(tm, name).bias.copy_(t(getattr(jm, name).bias[...]))
-    k = np.asarray(jm.to_stats.kernel[...]).reshape(7, 7, 64, -1).transpose(2, 0, 1, 3)
-    tm.to_stats.weight.copy_(t(k.reshape(3136, -1).T))
-    tm.to_stats.bias.copy_(t(jm.to_stats.bias[...]))
-    k = np.asarray(jm.from_z.kernel[...]).reshape(LATENT, 7, 7, 64).transpose(0, 3, 1, 2)
-    tm.from_z.weight.copy_(t(k.reshape(LATENT, -1).T))
-    tm.from_z.bias.copy_(t(np.asarray(jm.from_z.bias[...]).reshape(7, 7, 64).transpose(2, 0, 1).ravel()))  # fmt: skip
-    for name in ("up1", "up2"):
-      getattr(tm, name).weight.copy_(t(getattr(jm, name).kernel[...].transpose(2, 3, 0, 1)))
-      getattr(tm, name).bias.copy_(t(getattr(jm, name).bias[...]))
+  if kind == "dense":
+    bench.copy_linear(tm.enc, jm.enc[0]), bench.copy_linear(tm.to_stats, jm.to_stats)
+    bench.copy_linear(tm.dec1, jm.dec[0]), bench.copy_linear(tm.dec2, jm.dec[1])
+    return
+  bench.copy_conv(tm.conv1, jm.conv1), bench.copy_conv(tm.conv2, jm.conv2)
+  bench.copy_linear(tm.to_stats, jm.to_stats, rows=(7, 7, 64))
+  bench.copy_linear(tm.from_z, jm.from_z, cols=(7, 7, 64))
+  bench.copy_up(tm.up1, jm.up1), bench.copy_up(tm.up2, jm.up2)
 
 
 def run_torch(kind: str, batch: int, seconds: float) -> dict:

@@ -41,3 +41,56 @@ def test_print_ratios_divides_each_side_by_the_reference(capsys):
   assert capsys.readouterr().out == "ratio genjax / pytorch (conv): 0.75x\n"
   bench.print_ratios({"genjax": {"images_per_s": 30.0}})  # no reference side: nothing to print
   assert capsys.readouterr().out == ""
+
+
+def test_arguments_and_compare_run_every_side_alternately_and_print_the_table(tmp_path, capsys):
+  # A stand-in benchmark script: each side prints a RESULT line, as the real ones do.
+  script = tmp_path / "fake_bench.py"
+  script.write_text(
+    "import json, sys\n"
+    "a = sys.argv\n"
+    "side, dev = a[a.index('--only') + 1], a[a.index('--devices') + 1] if '--devices' in a else '1'\n"
+    "rate = {'genjax': 200.0 * int(dev), 'pytorch': 100.0}[side]\n"
+    "print('RESULT ' + json.dumps({'images_per_s': rate, 'ms_per_step': 1.0, 'first_step_s': 0.1,"
+    " 'peak_rss_mb': 1.0, 'threads': 2, 'side': side}))\n"
+  )
+  args = bench.arguments("doc", batch=8, devices="1,2").parse_args(["--repeats", "2"])
+  assert (args.batch, args.devices, args.only) == (8, "1,2", None)
+  rows = bench.compare(
+    args, str(script), "fake step", note=lambda r: f"threads {r['pytorch']['threads']}"
+  )
+  assert set(rows) == {"genjax", "genjax-2dev", "pytorch"}
+  assert rows["genjax-2dev"]["runs"] == [400.0, 400.0]
+  out = capsys.readouterr().out
+  assert "fake step" in out and "threads 2" in out
+  assert "ratio genjax / pytorch: 2.00x" in out and "ratio genjax-2dev / pytorch: 4.00x" in out
+
+
+def test_weights_copied_into_torch_give_the_same_outputs():
+  torch = pytest.importorskip("torch")
+  import jax
+  import numpy as np
+  from flax import nnx
+
+  from genjax import nn
+
+  rngs = nnx.Rngs(0)
+  x = np.asarray(jax.random.normal(jax.random.key(1), (2, 6, 6, 3)))
+  xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+  conv = nnx.Conv(3, 4, kernel_size=(3, 3), padding=1, rngs=rngs)
+  tconv = torch.nn.Conv2d(3, 4, 3, padding=1)
+  bench.copy_conv(tconv, conv)
+  np.testing.assert_allclose(tconv(xt).detach().numpy().transpose(0, 2, 3, 1), conv(x), atol=1e-5)
+  up = nn.ConvTranspose2x(3, 2, rngs=rngs)
+  tup = torch.nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1)
+  bench.copy_up(tup, up)
+  np.testing.assert_allclose(tup(xt).detach().numpy().transpose(0, 2, 3, 1), up(x), atol=1e-5)
+  # a linear layer reading a flattened (h, w, c) map and one writing one
+  into, outof = nnx.Linear(108, 5, rngs=rngs), nnx.Linear(5, 108, rngs=rngs)
+  t_into, t_outof = torch.nn.Linear(108, 5), torch.nn.Linear(5, 108)
+  bench.copy_linear(t_into, into, rows=(6, 6, 3))
+  bench.copy_linear(t_outof, outof, cols=(6, 6, 3))
+  z = into(x.reshape(2, -1))
+  np.testing.assert_allclose(t_into(xt.reshape(2, -1)).detach().numpy(), z, atol=1e-5)
+  back = t_outof(torch.from_numpy(np.asarray(z))).detach().numpy().reshape(2, 3, 6, 6)
+  np.testing.assert_allclose(back.transpose(0, 2, 3, 1), outof(z).reshape(2, 6, 6, 3), atol=1e-5)
