@@ -34,6 +34,8 @@ from genjax.train import state as tstate
 
 # PRNG role of this experiment beside genjax.train.keys' INIT and TRAIN.
 EVAL = 2  # evaluation draws and the preview
+# The keys of one training step: fold_in(step_key, role).
+AUGMENT, D_UPDATE = 0, 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,9 +106,17 @@ def make_train_step(ae_def, d_def, ae_tx, d_tx, cfg: LossConfig, aug: augment.Au
   def train_step(state: pair.PairState, batch, key: jax.Array):
     x, y, region = batch
     step_key = jax.random.fold_in(key, state.step)
-    x_in, target, weight = augment.augment(jax.random.fold_in(step_key, 0), x, aug, mask=region)
+    x_in, target, weight = augment.augment(
+      jax.random.fold_in(step_key, AUGMENT), x, aug, mask=region
+    )
     state, d_terms = d_step(
-      state, x_in, jax.random.fold_in(step_key, 1), ae_def=ae_def, d_def=d_def, d_tx=d_tx, cfg=cfg
+      state,
+      x_in,
+      jax.random.fold_in(step_key, D_UPDATE),
+      ae_def=ae_def,
+      d_def=d_def,
+      d_tx=d_tx,
+      cfg=cfg,
     )
     state, ae_terms = ae_step(
       state, x_in, target, weight, y, ae_def=ae_def, d_def=d_def, ae_tx=ae_tx, cfg=cfg

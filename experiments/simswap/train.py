@@ -47,6 +47,8 @@ from genjax.train import state as tstate
 
 # Generated-face runs only: the stand-in identity net F is initialized from seed + MOCK_F_SEED.
 MOCK_F_SEED = 99
+# The keys of one training step: fold_in(step_key, role).
+AUGMENT, D_UPDATE, G_UPDATE = 0, 1, 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,13 +181,13 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.Augmen
   def train_step(state: pair.PairState, batch, key: jax.Array):
     x, _, region = batch
     step_key = jax.random.fold_in(key, state.step)
-    x_in, x_t, weight = augment.augment(jax.random.fold_in(step_key, 0), x, aug, mask=region)
+    x_in, x_t, weight = augment.augment(jax.random.fold_in(step_key, AUGMENT), x, aug, mask=region)
     x_s, same = make_pairs(x_t, cfg.same_fraction)
     v_s = jax.lax.stop_gradient(identity_vector(defs, state, x_s))
     fake = jax.lax.stop_gradient(jax.nn.sigmoid(generator(defs, state)(x_in, v_s)))
-    state, d_terms = d_step(state, x_t, fake, jax.random.fold_in(step_key, 1), defs=defs,
+    state, d_terms = d_step(state, x_t, fake, jax.random.fold_in(step_key, D_UPDATE), defs=defs,
                             d_tx=d_tx, cfg=cfg)  # fmt: skip
-    state, g_terms_ = g_step(state, x_t, v_s, same, jax.random.fold_in(step_key, 2), defs=defs,
+    state, g_terms_ = g_step(state, x_t, v_s, same, jax.random.fold_in(step_key, G_UPDATE), defs=defs,
                              g_tx=g_tx, cfg=cfg, x_in=x_in, weight=weight)  # fmt: skip
     metrics = dict(d_terms, **g_terms_)
     metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]  # one scalar for the NaN check
