@@ -180,6 +180,18 @@ def compare(args, script: str, title: str, *, extra: tuple[str, ...] = (), label
   return rows
 
 
+def map_pearson(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+  """Mean over maps of the Pearson r between maps a and b ([..., H, W], the leading axes matched
+  pairwise), over the pairs where neither map is constant, in float64; and that count."""
+  a = np.asarray(a, np.float64).reshape(-1, a.shape[-2] * a.shape[-1])
+  b = np.asarray(b, np.float64).reshape(-1, b.shape[-2] * b.shape[-1])
+  keep = (a.std(-1) > 0) & (b.std(-1) > 0)
+  a, b = a[keep], b[keep]
+  a = (a - a.mean(-1, keepdims=True)) / a.std(-1, keepdims=True)
+  b = (b - b.mean(-1, keepdims=True)) / b.std(-1, keepdims=True)
+  return float((a * b).mean(-1).mean()) if keep.any() else float("nan"), int(keep.sum())
+
+
 # --- genjax weights into a PyTorch peer (NHWC / HWIO / [in, out] -> NCHW / OIHW / [out, in]) -----
 
 

@@ -27,6 +27,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from genjax import bench  # noqa: E402
+
 LAYERS = ("stage1", "stage2", "stage3")
 
 
@@ -143,20 +146,6 @@ def run_tkv(args, x: np.ndarray, out: Path) -> dict:
           "first_call_s": first, "tf": tf.__version__}  # fmt: skip
 
 
-def _minmax(m: np.ndarray) -> np.ndarray:
-  lo, hi = m.min((-2, -1), keepdims=True), m.max((-2, -1), keepdims=True)
-  return np.where(hi > lo, (m - lo) / np.where(hi > lo, hi - lo, 1), 0)
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-  a, b = a.reshape(a.shape[0] * a.shape[1], -1), b.reshape(b.shape[0] * b.shape[1], -1)
-  keep = (a.std(-1) > 0) & (b.std(-1) > 0)
-  a, b = a[keep], b[keep]
-  a = (a - a.mean(-1, keepdims=True)) / a.std(-1, keepdims=True)
-  b = (b - b.mean(-1, keepdims=True)) / b.std(-1, keepdims=True)
-  return float((a * b).mean())
-
-
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--model", default=None, help="classifier workdir (default: fresh weights)")
@@ -167,6 +156,7 @@ def main():
   p.add_argument("--out", default=None, help=argparse.SUPPRESS)
   args = p.parse_args()
   from genjax.data import tfds as data
+  from genjax.explain import cam
 
   x = np.asarray(data.get_dataset("fashion_mnist", "test").x[: args.images]) if args.model else (
     np.random.default_rng(0).uniform(size=(args.images, 28, 28, 1)).astype(np.float32))  # fmt: skip
@@ -186,11 +176,11 @@ def main():
       res[which] = json.loads(proc.stdout.strip().splitlines()[-1])
     g, t = np.load(Path(tmp) / "genjax.npz"), np.load(Path(tmp) / "tkv.npz")
     g = {
-      k: _minmax(v) for k, v in g.items()
+      k: np.asarray(cam.minmax(v)) for k, v in g.items()
     }  # tf-keras-vis' normalization: (x - min) / (max - min)
-    t = {k: _minmax(v) for k, v in t.items()}
-    agree = {name: {"same_definition": _pearson(g[f"{name}/tkv"], t[name]),
-                    "paper_vs_tkv": _pearson(g[f"{name}/paper"], t[name]),
+    t = {k: np.asarray(cam.minmax(v)) for k, v in t.items()}
+    agree = {name: {"same_definition": bench.map_pearson(g[f"{name}/tkv"], t[name])[0],
+                    "paper_vs_tkv": bench.map_pearson(g[f"{name}/paper"], t[name])[0],
                     "max_abs_diff_same_definition": float(np.abs(g[f"{name}/tkv"] - t[name]).max())}
              for name in LAYERS}  # fmt: skip
   closed, exact, tkv = res["genjax"]["closed_form"], res["genjax"]["exact"], res["tkv"]

@@ -61,6 +61,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from genjax import bench  # noqa: E402
+
 LAYER = "layer4.1"
 METHODS = ("gradcam", "gradcam++", "scorecam")
 SIZE = 224
@@ -276,22 +279,12 @@ def pgc_weights(method: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
   return (np.maximum(g, 0) * np.where(g != 0, alpha, 0)).sum((1, 2))
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
-  """Mean over images of the Pearson r of maps [N, H, W] (non-constant pairs only), and their count."""
-  a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
-  keep = (a.std(-1) > 0) & (b.std(-1) > 0)
-  a, b = a[keep], b[keep]
-  a = (a - a.mean(-1, keepdims=True)) / a.std(-1, keepdims=True)
-  b = (b - b.mean(-1, keepdims=True)) / b.std(-1, keepdims=True)
-  return float((a * b).mean(-1).mean()) if keep.any() else float("nan"), int(keep.sum())
-
-
 def agreement(methods, tmp: Path) -> dict:
   g, t = np.load(tmp / "genjax.npz"), np.load(tmp / "pytorch.npz")
   a, grad = g["ref/A"], g["ref/g"]
   res = {}
   for m in methods:
-    r, n = pearson(g[m], t[m])
+    r, n = bench.map_pearson(g[m], t[m])
     row = {"r_genjax": r, "images_r": n, "images": len(t[m])}
     if m == "scorecam":
       k = len(g["ref/scorecam_w"]) if "ref/scorecam_w" in g else 0
@@ -299,7 +292,7 @@ def agreement(methods, tmp: Path) -> dict:
     else:
       k, ref = len(t[m]), pgc_map(a[: len(t[m])], pgc_weights(m, a[: len(t[m])], grad[: len(t[m])]))
     if k:
-      row |= dict(zip(("r_ref", "images_ref"), pearson(ref, t[m][:k]), strict=True))
+      row |= dict(zip(("r_ref", "images_ref"), bench.map_pearson(ref, t[m][:k]), strict=True))
       row["max_abs_diff_ref"] = float(np.abs(ref - t[m][:k]).max())
     res[m] = row
   return res

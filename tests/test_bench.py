@@ -94,3 +94,18 @@ def test_weights_copied_into_torch_give_the_same_outputs():
   np.testing.assert_allclose(t_into(xt.reshape(2, -1)).detach().numpy(), z, atol=1e-5)
   back = t_outof(torch.from_numpy(np.asarray(z))).detach().numpy().reshape(2, 3, 6, 6)
   np.testing.assert_allclose(back.transpose(0, 2, 3, 1), outof(z).reshape(2, 6, 6, 3), atol=1e-5)
+
+
+def test_map_pearson_averages_per_map_r_over_non_constant_pairs():
+  import numpy as np
+
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(3, 2, 5, 5))
+  b = a.copy()
+  b[0, 0] = -a[0, 0]  # r = -1 for one map
+  b[1, 1] = 2.0 * a[1, 1] + 3.0  # r = 1 (an affine change)
+  b[2, 0] = 7.0  # constant: left out
+  r, n = bench.map_pearson(a, b)
+  assert n == 5
+  assert abs(r - (4 * 1.0 - 1.0) / 5) < 1e-12
+  assert np.isnan(bench.map_pearson(np.ones((2, 3, 3)), np.ones((2, 3, 3)))[0])
