@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
@@ -85,11 +84,11 @@ def train(
   step_fn = tstate.make_train_step(graphdef, tx, _xent)
   kw = {"manual_dir": data_dir} if data_dir else {}
   train_ds, test_ds = (data.get_dataset(dataset, split, **kw) for split in ("train", "test"))
-  x_all, y_all = jnp.asarray(train_ds.x), jnp.asarray(train_ds.y)
+  get_batch = batching.batches((train_ds.x, train_ds.y), mesh, seed=seed, batch_size=batch_size)
   key = jax.random.key(seed)
   for step in range(num_steps):
-    idx = batching.batch_indices(seed, step, len(train_ds), batch_size)
-    state, metrics = step_fn(state, {"x": x_all[idx], "y": y_all[idx]}, key)
+    x, y = get_batch(step)
+    state, metrics = step_fn(state, {"x": x, "y": y}, key)
     if step % 100 == 0 or step == num_steps - 1:
       tstate.check_finite(metrics, step)
       print(f"step {step}: loss {float(metrics['loss']):.4f}", flush=True)
