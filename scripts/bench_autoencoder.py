@@ -9,7 +9,8 @@ One run measures, each in its own process (so thread pools and peak memory do no
   pytorch         the same architecture in torch.nn (ConvTranspose2d), eager, same weights
 A training step is forward + BCE-with-logits + backward + Adam, float32, on random [0, 1] images.
 Before timing, the PyTorch model is loaded with genjax's initial weights and the two forward passes
-are compared, so both sides compute the same function. Needs: pip install torch==2.13.0 (CPU).
+are compared, so both sides compute the same function (PyTorch side: genjax.bench.torch_peers).
+Needs: pip install torch==2.13.0 (CPU).
 """
 
 import sys
@@ -69,55 +70,11 @@ def run_jax(batch: int, seconds: float, naive: bool, devices: int = 1) -> dict:
   return bench.timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
-def torch_model():
-  import torch
-  from torch import nn
-
-  class ConvAE(nn.Module):
-    def __init__(self):
-      super().__init__()
-      self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 2, 1), nn.Conv2d(32, 64, 3, 2, 1)
-      self.to_z, self.from_z = nn.Linear(7 * 7 * 64, 32), nn.Linear(32, 7 * 7 * 64)
-      self.up1, self.up2 = nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ConvTranspose2d(32, 1, 4, 2, 1)
-
-    def forward(self, x):
-      h = torch.relu(self.conv2(torch.relu(self.conv1(x))))
-      z = self.to_z(h.flatten(1))
-      h = torch.relu(self.from_z(z)).view(-1, 64, 7, 7)
-      return self.up2(torch.relu(self.up1(h)))
-
-  return ConvAE()
-
-
-def load_genjax_weights(tm, jm) -> None:
-  """Copies genjax (NHWC, HWIO) weights into the PyTorch (NCHW, OIHW) model."""
-  bench.copy_conv(tm.conv1, jm.conv1), bench.copy_conv(tm.conv2, jm.conv2)
-  bench.copy_linear(tm.to_z, jm.to_z, rows=(7, 7, 64))
-  bench.copy_linear(tm.from_z, jm.from_z, cols=(7, 7, 64))
-  bench.copy_up(tm.up1, jm.up1), bench.copy_up(tm.up2, jm.up2)
-
-
 def run_torch(batch: int, seconds: float) -> dict:
-  import torch
+  from genjax.bench import torch_peers
 
-  torch.manual_seed(0)
-  tm, jm = torch_model(), _genjax_model()
-  load_genjax_weights(tm, jm)
-  x_np = np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32)
-  x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())
-  with torch.no_grad():
-    diff = np.abs(tm(x).numpy().transpose(0, 2, 3, 1) - np.asarray(jm(x_np)[0])).max()
-  opt = torch.optim.Adam(tm.parameters(), lr=1e-3)
-  loss_fn = torch.nn.BCEWithLogitsLoss()
-
-  def step():
-    opt.zero_grad(set_to_none=True)
-    loss = loss_fn(tm(x), x)
-    loss.backward()
-    opt.step()
-    loss.item()
-
-  return bench.torch_timeit(step, seconds, batch, max_abs_diff_vs_genjax=float(diff))
+  x = np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32)
+  return torch_peers.time_autoencoder(_genjax_model(), x, seconds)
 
 
 def main():

@@ -8,7 +8,8 @@ fake, Adam) then a generator step (G and D forward, backward into G, Adam), floa
 [0, 1] images. The PyTorch pair is loaded with genjax's initial weights and both forward passes
 are compared first, so both sides compute the same function. genjax runs once per --devices entry:
 "genjax" on one XLA CPU device, "genjax-Ndev" with each batch split over N XLA CPU devices (data
-parallel; genjax.bench.host_devices). Needs: pip install torch==2.13.0.
+parallel; genjax.bench.host_devices). PyTorch side: genjax.bench.torch_peers. Needs: pip install
+torch==2.13.0.
 """
 
 import sys
@@ -61,80 +62,10 @@ def run_jax(batch: int, seconds: float, devices: int = 1) -> dict:
   return bench.timeit(step, seconds, batch) | {"backend": jax.default_backend()}
 
 
-def torch_models():
-  import torch
-  from torch import nn
-
-  class ChannelNorm(nn.LayerNorm):  # flax LayerNorm over the channels of NHWC, eps 1e-6
-    def forward(self, h):
-      return super().forward(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-  class G(nn.Module):
-    def __init__(self):
-      super().__init__()
-      self.fc = nn.Linear(64, 7 * 7 * 64)
-      self.n1, self.n2 = ChannelNorm(64, eps=1e-6), ChannelNorm(32, eps=1e-6)
-      self.up1, self.up2 = nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ConvTranspose2d(32, 1, 4, 2, 1)
-
-    def forward(self, z):
-      h = self.fc(z).view(-1, 64, 7, 7)
-      return torch.sigmoid(self.up2(torch.relu(self.n2(self.up1(torch.relu(self.n1(h)))))))
-
-  class D(nn.Module):
-    def __init__(self):
-      super().__init__()
-      self.c1, self.c2 = nn.Conv2d(1, 32, 4, 2, 1), nn.Conv2d(32, 64, 4, 2, 1)
-      self.fc = nn.Linear(7 * 7 * 64, 1)
-
-    def forward(self, x):
-      h = nn.functional.leaky_relu(self.c1(2 * x - 1), 0.2)
-      return self.fc(nn.functional.leaky_relu(self.c2(h), 0.2).flatten(1))[:, 0]
-
-  return G(), D()
-
-
-def load_genjax_weights(tg, td, jg, jd) -> None:
-  """Copies genjax (NHWC, HWIO, flattened h-w-c) weights into the PyTorch (NCHW) pair."""
-  bench.copy_linear(tg.fc, jg.fc, cols=(7, 7, 64))
-  bench.copy_norm(tg.n1, jg.norms[0]), bench.copy_norm(tg.n2, jg.norms[1])
-  bench.copy_up(tg.up1, jg.ups[0]), bench.copy_up(tg.up2, jg.ups[1])
-  bench.copy_conv(td.c1, jd.convs[0]), bench.copy_conv(td.c2, jd.convs[1])
-  bench.copy_linear(td.fc, jd.fc, rows=(7, 7, 64))
-
-
 def run_torch(batch: int, seconds: float) -> dict:
-  import torch
-  from torch.nn.functional import softplus
+  from genjax.bench import torch_peers
 
-  torch.manual_seed(0)
-  (tg, td), (jg, jd) = torch_models(), _genjax_models()
-  load_genjax_weights(tg, td, jg, jd)
-  rng = np.random.default_rng(0)
-  z_np = rng.standard_normal((batch, 64)).astype(np.float32)
-  x_np = rng.uniform(size=(batch, 28, 28, 1)).astype(np.float32)
-  x = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy())
-  with torch.no_grad():
-    g_diff = np.abs(tg(torch.from_numpy(z_np)).numpy().transpose(0, 2, 3, 1) - jg(z_np)[1]["x"])
-    d_diff = np.abs(td(x).numpy() - np.asarray(jd(x_np)[0]))
-  g_opt = torch.optim.Adam(tg.parameters(), lr=2e-4, betas=(0.5, 0.999))
-  d_opt = torch.optim.Adam(td.parameters(), lr=2e-4, betas=(0.5, 0.999))
-
-  def step():
-    with torch.no_grad():
-      fake = tg(torch.randn(batch, 64))
-    d_opt.zero_grad(set_to_none=True)
-    d_loss = softplus(-td(x)).mean() + softplus(td(fake)).mean()
-    d_loss.backward()
-    d_opt.step()
-    g_opt.zero_grad(set_to_none=True)
-    g_loss = softplus(-td(tg(torch.randn(batch, 64)))).mean()
-    g_loss.backward()  # also fills D's grads; they are cleared before the next D step
-    g_opt.step()
-    g_loss.item()
-
-  return bench.torch_timeit(
-    step, seconds, batch, max_abs_diff_g=float(np.max(g_diff)), max_abs_diff_d=float(np.max(d_diff))
-  )
+  return torch_peers.time_gan(*_genjax_models(), batch, seconds)
 
 
 def main():

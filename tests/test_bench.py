@@ -109,3 +109,45 @@ def test_map_pearson_averages_per_map_r_over_non_constant_pairs():
   assert n == 5
   assert abs(r - (4 * 1.0 - 1.0) / 5) < 1e-12
   assert np.isnan(bench.map_pearson(np.ones((2, 3, 3)), np.ones((2, 3, 3)))[0])
+
+
+def test_torch_peers_compute_the_genjax_models():
+  """Every PyTorch peer, loaded with a genjax model's weights, gives its forward pass (the max
+  differences each time_* function reports before timing), and its training step runs."""
+  pytest.importorskip("torch")
+  import numpy as np
+  from flax import nnx
+
+  from genjax import nn
+  from genjax.bench import torch_peers
+  from genjax.models import autoencoder, faceswap, gan, identity, simswap, vae
+
+  x = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype(np.float32)
+  ae = autoencoder.make(autoencoder.AutoencoderConfig(kind="conv", hidden=(32, 64), latent_dim=8),
+                        rngs=nnx.Rngs(0))  # fmt: skip
+  assert torch_peers.time_autoencoder(ae, x, 0.0)["max_abs_diff_vs_genjax"] < 1e-5
+  cfg = gan.GANConfig(image_shape=(28, 28, 1), latent_dim=16, g_widths=(64, 32), d_widths=(32, 64))
+  r = torch_peers.time_gan(gan.Generator(cfg, rngs=nnx.Rngs(0)),
+                           gan.Discriminator(cfg, rngs=nnx.Rngs(1)), 3, 0.0)  # fmt: skip
+  assert r["max_abs_diff_g"] < 1e-5 and r["max_abs_diff_d"] < 1e-5
+  for kind, hidden in (("dense", (512,)), ("conv", (32, 64))):
+    m = vae.make(vae.VAEConfig(kind=kind, hidden=hidden, latent_dim=4), rngs=nnx.Rngs(0))
+    assert torch_peers.time_vae(kind, m, x, 0.0)["max_abs_diff_vs_genjax"] < 1e-5
+  faces = np.random.default_rng(1).uniform(size=(2, 20, 20, 3)).astype(np.float32)
+  s_cfg = faceswap.SwapConfig(image_shape=(20, 20, 3), channels=(4, 8), latent_dim=6,
+                              decoder_channels=(8, 4))  # fmt: skip
+  swap = nn.build(lambda: faceswap.SharedEncoderSwap(s_cfg, rngs=nnx.Rngs(0)))
+  r = torch_peers.time_swap(s_cfg, swap, (faces, faces[::-1]), 0.0, lr=1e-3, mse=1.0, dssim=1.0)
+  assert r["max_abs_diff_vs_genjax"] < 1e-5
+  c_cfg = simswap.SimSwapConfig(image_shape=(20, 20, 3), channels=(4, 8, 8), num_blocks=1, id_dim=6,
+                                disc_channels=(4, 8, 8))  # fmt: skip
+  i_cfg = identity.IdentityConfig(image_shape=(20, 20, 3), channels=(4, 8), embed_dim=6)
+  nets = (nn.build(lambda: simswap.Generator(c_cfg, rngs=nnx.Rngs(0))),
+          nn.build(lambda: simswap.MultiScaleDiscriminator(c_cfg, rngs=nnx.Rngs(1))),
+          nn.build(lambda: identity.IdentityNet(i_cfg, rngs=nnx.Rngs(2))))  # fmt: skip
+  loss = dict(same_fraction=0.5, gp=1.0, adversarial=1.0, identity=1.0, reconstruction=1.0,
+              feature_matching=1.0)  # fmt: skip
+  r = torch_peers.time_injection(c_cfg, i_cfg, *nets, faces, 0.0, lr=1e-4, d_lr=1e-4, loss=loss)
+  diffs = r["max_abs_diff_vs_genjax"]
+  assert set(diffs) == {"identity embedding", "identity view", "generator logits", "critic"}
+  assert max(diffs.values()) < 1e-4, diffs

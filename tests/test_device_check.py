@@ -1,4 +1,5 @@
-"""scripts/device_check.py: what its dry run lists, its table, and steps that fail or time out."""
+"""scripts/device_check.py and genjax.bench.device: what its dry run lists, its table, and steps that
+fail or time out."""
 
 import json
 import os
@@ -8,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from scripts import device_check as dc
+from genjax.bench import device as dc
+from scripts import device_check
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
 def test_dry_run_lists_every_benchmark_in_both_kernel_forms_and_the_epoch(capsys):
-  assert dc.main(["--dry-run"]) == []
+  assert dc.ROOT == ROOT  # the steps run in the repository
+  assert device_check.main(["--dry-run"]) == []
   lines = capsys.readouterr().out.splitlines()
   benches = sorted(p.stem for p in (ROOT / "scripts").glob("bench_*.py"))
   assert benches
@@ -33,16 +36,16 @@ def test_dry_run_lists_every_benchmark_in_both_kernel_forms_and_the_epoch(capsys
 
 
 def test_only_and_benches_choose_the_steps(capsys):
-  dc.main(["--dry-run", "--only", "bench", "--benches", "conv,ssim", "--forms", "xla"])
+  device_check.main(["--dry-run", "--only", "bench", "--benches", "conv,ssim", "--forms", "xla"])
   lines = capsys.readouterr().out.splitlines()[1:]  # after the setup line
   assert [s.split(":")[0] for s in lines] == ["bench_conv [xla]", "bench_ssim [xla]"]
   with pytest.raises(SystemExit):
-    dc.main(["--dry-run", "--only", "bench,nothing"])
+    device_check.main(["--dry-run", "--only", "bench,nothing"])
 
 
 def test_data_dir_points_the_data_variables_inside_it(tmp_path, capsys):
   (tmp_path / "fashion_mnist").mkdir()
-  dc.main(["--dry-run", "--only", "epoch", "--data-dir", str(tmp_path)])
+  device_check.main(["--dry-run", "--only", "epoch", "--data-dir", str(tmp_path)])
   epoch = capsys.readouterr().out.splitlines()[-1]
   assert f"GENJAX_TFDS_DIR={tmp_path / 'tfds'}" in epoch
   assert f"GENJAX_DATA_DIR={tmp_path}" in epoch

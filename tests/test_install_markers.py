@@ -8,7 +8,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from scripts import check_install
+from genjax.bench import install
 
 PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
 TENSORFLOWS = {"tensorflow", "tensorflow-cpu"}
@@ -90,16 +90,16 @@ def test_requires_python_and_classifiers_name_3_11_to_3_13():
   assert not requires.contains("3.10.0")  # flax>=0.11 has no release for Python 3.10
   listed = {c.rsplit(" :: ", 1)[1] for c in project["classifiers"] if c.count("::") == 2}
   assert {v for v in listed if v.startswith("3.")} == set(PYTHONS)
-  assert check_install.PYTHONS == PYTHONS
+  assert install.PYTHONS == PYTHONS
 
 
 def test_manylinux_tags_reach_the_wheels_pip_would_not_widen_to():
   # TensorFlow 2.21's Linux wheels are manylinux_2_27; older ones manylinux_2_17/manylinux2014.
-  x86 = check_install.manylinux_tags("x86_64", 28)
+  x86 = install.manylinux_tags("x86_64", 28)
   assert x86[0] == "manylinux_2_28_x86_64"
   assert {"manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"} <= set(x86)
   assert "manylinux_2_29_x86_64" not in x86 and "manylinux1_x86_64" in x86
-  arm = check_install.manylinux_tags("aarch64", 28)
+  arm = install.manylinux_tags("aarch64", 28)
   assert "manylinux_2_27_aarch64" in arm and "manylinux2014_aarch64" in arm
   assert not any(t.startswith(("manylinux1_", "manylinux2010_", "manylinux_2_16")) for t in arm)
 
@@ -107,8 +107,9 @@ def test_manylinux_tags_reach_the_wheels_pip_would_not_widen_to():
 @pytest.mark.parametrize("python", PYTHONS)
 def test_check_install_environments_agree_with_the_markers(python):
   """The script's target environments choose as the ones above (its pip runs under them)."""
-  for name, (_, base) in check_install.targets(28, "14.0").items():
-    env = check_install.marker_environment(base, python) | {"extra": ""}
+  assert install.ROOT == Path(__file__).resolve().parents[1]  # its pyproject.toml is this one
+  for name, (_, base) in install.targets(28, "14.0").items():
+    env = install.marker_environment(base, python) | {"extra": ""}
     assert env["python_version"] == python
     expected = PLATFORMS[env["sys_platform"], env["platform_machine"]]
     tf = [

@@ -72,13 +72,13 @@ def test_load_round_trip(model, key):
 
 def test_matches_torchvision():
   torch = pytest.importorskip("torch")
-  from scripts import bench_explain
+  from genjax.bench import cam_pytorch
 
   try:
-    bench_explain.import_torchvision()
+    cam_pytorch.import_torchvision()
   except ImportError:
     pytest.skip("torchvision is not installed")
-  tm = bench_explain.torch_resnet18(0)  # torch.manual_seed(0), random batch norm statistics
+  tm = cam_pytorch.torch_resnet18(0)  # torch.manual_seed(0), random batch norm statistics
   assert float(tm.bn1.running_var.std()) > 0.1
   jm = resnet.ResNet18(rngs=nnx.Rngs(0))
   resnet.load_torchvision(jm, {k: v.numpy() for k, v in tm.state_dict().items()})

@@ -1,5 +1,11 @@
 """Benchmark plumbing shared by scripts/bench_*.py: timing loops, sides in their own processes
-run alternately, device splitting, and the printed ratios.
+run alternately, device splitting, the printed ratios, and genjax weights copied into PyTorch.
+
+The peers and checks the scripts run live beside it, each script being their command line:
+torch_peers (the PyTorch twins of the autoencoder, DCGAN, VAE and face-swap (a) / (c) models and
+their training steps; bench_autoencoder, bench_gan, bench_vae, bench_faceswap), cam_pytorch
+(pytorch-grad-cam on a ResNet-18; bench_explain), cam_keras (tf-keras-vis; bench_cam), device (the
+GPU-machine check; device_check) and install (per-platform pip resolution; check_install).
 
 A benchmark side is a command that prints one line "RESULT <json>" with at least "images_per_s";
 run_sides runs every side `repeats` times, alternating, so a change in the machine's load hits all
