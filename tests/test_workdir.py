@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -92,6 +93,37 @@ def test_when_no_step_restores_the_error_is_raised_and_nothing_is_moved(tmp_path
     _train(_config(6), tmp_path)
   assert checkpoint.saved_steps(tmp_path / "checkpoints") == [2, 4]
   assert not (tmp_path / "checkpoints.corrupt").exists()
+
+
+def test_reading_a_model_skips_a_damaged_newest_step_and_moves_nothing(tmp_path, capsys):
+  import optax
+  from flax import nnx
+
+  from genjax.train import sharding
+  from genjax.train import state as tstate
+
+  mesh = sharding.make_mesh(1)
+  make = lambda: nnx.Linear(512, 64, rngs=nnx.Rngs(0))  # arrays large enough to be cut
+  _, state = tstate.create(make, optax.sgd(0.1), mesh)
+  ckpt = checkpoint.Checkpointer(tmp_path / "checkpoints", every=1)
+  saved = {}
+  for step in (2, 4):
+    state = state.replace(params=jax.tree.map(lambda p, s=step: p + s, state.params), step=step)
+    ckpt.maybe_save(step, state)
+    saved[step] = jax.device_get(state.params)
+  ckpt.close()
+  _, (params, _) = checkpoint.restore_model(tmp_path, make, mesh)
+  chex.assert_trees_all_equal(jax.device_get(params), saved[4])
+  _truncate(tmp_path / "checkpoints" / "4")
+  _, (params, _) = checkpoint.restore_model(tmp_path, make, mesh)
+  chex.assert_trees_all_equal(jax.device_get(params), saved[2])
+  err = capsys.readouterr().err
+  assert "checkpoint step 4" in err and "reading step 2 instead" in err
+  assert checkpoint.saved_steps(tmp_path / "checkpoints") == [2, 4]
+  assert not (tmp_path / "checkpoints.corrupt").exists()
+  _truncate(tmp_path / "checkpoints" / "2")
+  with pytest.raises(ValueError, match="OUT_OF_RANGE"):
+    checkpoint.restore_model(tmp_path, make, mesh)
 
 
 def test_resuming_with_another_config_stops_before_any_restore_naming_the_fields(

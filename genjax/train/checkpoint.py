@@ -169,7 +169,11 @@ def restore_model(workdir: str | Path, make_model: Callable[[], nnx.Module], mes
   """(graphdef, (params, rest)) of a trained model, for inference: only the `params` and `rest`
   of the newest checkpoint in workdir/checkpoints (a genjax.train.state.TrainState; the optimizer
   state is not read), replicated over `mesh`. make_model() builds the model of the run's config
-  (traced for shapes only)."""
+  (traced for shapes only).
+
+  A newest step that does not restore (a damaged or partial copy) is reported and the next older
+  one read instead; nothing in the workdir is moved (reading a model never changes its run). If no
+  step restores, the newest step's error is raised."""
   directory = Path(workdir).absolute() / "checkpoints"
   steps = saved_steps(directory)
   if not steps:
@@ -178,11 +182,21 @@ def restore_model(workdir: str | Path, make_model: Callable[[], nnx.Module], mes
   on_mesh = sharding.replicated(mesh)
   abstract = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=on_mesh)
   template = {"params": jax.tree.map(abstract, params), "rest": jax.tree.map(abstract, rest)}
-  manager = ocp.CheckpointManager(directory)
+  args = ocp.args.PyTreeRestore(item=template, partial_restore=True,
+                                restore_args=ocp.checkpoint_utils.construct_restore_args(template))  # fmt: skip
+  manager, errors = ocp.CheckpointManager(directory), []
   try:
-    restored = manager.restore(steps[-1], args=ocp.args.PyTreeRestore(
-      item=template, restore_args=ocp.checkpoint_utils.construct_restore_args(template),
-      partial_restore=True))  # fmt: skip
+    for step in reversed(steps):
+      try:
+        restored = manager.restore(step, args=args)
+      except Exception as e:  # Orbax and TensorStore raise many kinds for a damaged step
+        errors.append((step, _root_cause(e)))
+        continue
+      for bad, e in errors:
+        message = (str(e).strip().splitlines() or ["no message"])[0][:300]
+        print(f"checkpoint step {bad} in {directory} could not be restored ({type(e).__name__}: "
+              f"{message}); reading step {step} instead.", file=sys.stderr)  # fmt: skip
+      return graphdef, (restored["params"], restored["rest"])
   finally:
     manager.close()
-  return graphdef, (restored["params"], restored["rest"])
+  raise errors[0][1]
