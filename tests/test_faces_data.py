@@ -245,3 +245,15 @@ def test_face_weighted_keeps_the_face_and_scales_the_error_off_it(key):
   np.testing.assert_allclose(y[~face] - np.asarray(target)[~face],
                              0.2 * np.asarray(x_hat - target)[~face], rtol=1e-5, atol=1e-7)  # fmt: skip
   np.testing.assert_allclose(losses.face_weighted(x_hat, target, region, 1.0), x_hat, rtol=1e-6)
+
+
+def test_blur_is_scipys_gaussian_filter_with_nearest_edges():
+  from scipy import ndimage
+
+  x = np.random.default_rng(0).uniform(size=(2, 23, 17, 3)).astype(np.float32)
+  for sigma in (0.7, 1.5, 3.0):
+    want = ndimage.gaussian_filter(x.astype(np.float64), (0, sigma, sigma, 0), mode="nearest",
+                                   truncate=4.0)  # fmt: skip
+    np.testing.assert_allclose(jax.jit(augment.blur, static_argnums=1)(x, sigma), want, atol=1e-6)
+  assert augment.blur(x, 0.0) is x
+  np.testing.assert_allclose(augment.blur_matrix(9, 2.0).sum(1), 1.0, rtol=1e-12)  # keeps constants

@@ -193,3 +193,21 @@ def test_identity_loss_over_random_views_averages_the_views(key):
   plain = sim_train.identity_term(defs, state, y, v, key, 0)
   np.testing.assert_allclose(plain, losses.identity_loss(sim_train.identity_vector(defs, state, y),
                                                          v).mean(), rtol=1e-6)  # fmt: skip
+
+
+def test_identity_loss_on_low_passed_swaps_and_sources(key):
+  defs, state, g_tx, d_tx, x, v, same = _setup(key)
+  y = jax.random.uniform(jax.random.fold_in(key, 5), x.shape)
+  term = jax.jit(lambda s, y, k: sim_train.identity_term(defs, s, y, v, k, 0, 1.5))(state, y, key)
+  blurred = sim_train.identity_vector(defs, state, augment.blur(y, 1.5))
+  np.testing.assert_allclose(term, losses.identity_loss(blurred, v).mean(), rtol=1e-5, atol=1e-6)
+  assert abs(float(term) - float(sim_train.identity_term(defs, state, y, v, key, 0))) > 1e-4
+  # In a train step the loss's target is F of the low-passed source; blur 0 is the plain step.
+  cfg = sim_train.LossConfig(id_blur=1.5)
+  step = sim_train.make_train_step(defs, g_tx, d_tx, cfg, augment.AugmentConfig(warp=0.0))
+  batch = (x, jnp.zeros(x.shape[0], jnp.int32), jnp.ones(x.shape[:3]))
+  _, m = step(jax.tree.map(jnp.copy, state), batch, key)  # the step donates its state
+  assert np.isfinite(float(m["id_loss"])) and 0.0 <= float(m["id_loss"]) <= 2.0
+  _, m0 = sim_train.make_train_step(defs, g_tx, d_tx, sim_train.LossConfig(),
+                                    augment.AugmentConfig(warp=0.0))(state, batch, key)  # fmt: skip
+  assert float(m["id_loss"]) != float(m0["id_loss"])

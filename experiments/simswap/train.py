@@ -61,6 +61,10 @@ class LossConfig:
   fm_layers: int = 1  # feature maps of each PatchGAN matched, counted from its last hidden layer
   same_fraction: float = 0.5  # share of each batch that is its own source
   id_views: int = 0  # > 0: the identity loss averaged over this many random views of the swap
+  # > 0: F scores the swap and the source low-passed by a Gaussian of this many pixels (sigma) in
+  # the identity loss, so that only coarse face structure lowers it, not fine patterns that move
+  # a weak F's embedding (the generator's own input v_s stays F of the sharp source)
+  id_blur: float = 0.0
   dssim: float = 0.0  # weight of DSSIM in the reconstruction (0 in SimSwap)
   background: float = 1.0  # weight of the reconstruction error off the face region
 
@@ -103,8 +107,11 @@ ID_VIEWS = augment.AugmentConfig(flip=True, rotate=6.0, scale=0.06, shift=0.04, 
                                  brightness=0.0, contrast=0.0, saturation=0.0)  # fmt: skip
 
 
-def identity_term(defs: Defs, state: pair.PairState, fake, v_s, key, views: int) -> jax.Array:
-  """mean (1 - cos(F(fake), v_s)), over `views` random views of fake when views > 0."""
+def identity_term(defs: Defs, state: pair.PairState, fake, v_s, key, views: int,
+                  blur: float = 0.0) -> jax.Array:  # fmt: skip
+  """mean (1 - cos(F(fake), v_s)), over `views` random views of fake when views > 0; fake
+  low-passed first (augment.blur) when blur > 0."""
+  fake = augment.blur(fake, blur)
   if views <= 0:
     return losses.identity_loss(identity_vector(defs, state, fake), v_s).mean()
   keys = jax.random.split(key, views)
@@ -141,12 +148,13 @@ def d_step(state: pair.PairState, x_t, fake, key, *, defs: Defs, d_tx, cfg: Loss
 
 
 def g_terms(defs: Defs, state: pair.PairState, g_params, x_t, v_s, same, key, cfg: LossConfig, *,
-            x_in=None, weight=None):  # fmt: skip
+            x_in=None, weight=None, v_id=None):  # fmt: skip
   """(L_G, its terms) of the generator with parameters g_params; D and F are held fixed.
 
   x_in: the generator's input (default x_t; the randomly warped x_t when the augmentation warps);
   weight [B, H, W]: the face region (default all ones); the reconstruction error off it counts
-  cfg.background as much.
+  cfg.background as much; v_id: the identity loss's target (default v_s; with cfg.id_blur, F of
+  the low-passed source).
   """
   x_in = x_t if x_in is None else x_in
   fake = jax.nn.sigmoid(generator(defs, state, g_params)(x_in, v_s))
@@ -156,7 +164,8 @@ def g_terms(defs: Defs, state: pair.PairState, g_params, x_t, v_s, same, key, cf
   fm = sum(losses.feature_matching(
              ff[-cfg.fm_layers :], [jax.lax.stop_gradient(r) for r in rf[-cfg.fm_layers :]]
            ).mean() for (_, ff), (_, rf) in zip(fake_out, real_out, strict=True))  # fmt: skip
-  ident = identity_term(defs, state, fake, v_s, key, cfg.id_views)
+  ident = identity_term(defs, state, fake, v_s if v_id is None else v_id, key, cfg.id_views,
+                        cfg.id_blur)  # fmt: skip
   w = same.astype(fake.dtype)
   y = fake if weight is None else losses.face_weighted(fake, x_t, weight, cfg.background)
   l1 = jnp.abs(y - x_t).reshape(x_t.shape[0], -1).mean(1)
@@ -169,8 +178,9 @@ def g_terms(defs: Defs, state: pair.PairState, g_params, x_t, v_s, same, key, cf
 
 
 def g_step(state: pair.PairState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg: LossConfig,
-           x_in=None, weight=None):  # fmt: skip
-  objective = lambda p: g_terms(defs, state, p, x_t, v_s, same, key, cfg, x_in=x_in, weight=weight)
+           x_in=None, weight=None, v_id=None):  # fmt: skip
+  objective = lambda p: g_terms(defs, state, p, x_t, v_s, same, key, cfg, x_in=x_in, weight=weight,
+                                v_id=v_id)  # fmt: skip
   return pair.update_g(state, objective, g_tx)
 
 
@@ -184,11 +194,14 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.Augmen
     x_in, x_t, weight = augment.augment(jax.random.fold_in(step_key, AUGMENT), x, aug, mask=region)
     x_s, same = make_pairs(x_t, cfg.same_fraction)
     v_s = jax.lax.stop_gradient(identity_vector(defs, state, x_s))
+    v_id = None
+    if cfg.id_blur > 0:
+      v_id = jax.lax.stop_gradient(identity_vector(defs, state, augment.blur(x_s, cfg.id_blur)))
     fake = jax.lax.stop_gradient(jax.nn.sigmoid(generator(defs, state)(x_in, v_s)))
     state, d_terms = d_step(state, x_t, fake, jax.random.fold_in(step_key, D_UPDATE), defs=defs,
                             d_tx=d_tx, cfg=cfg)  # fmt: skip
     state, g_terms_ = g_step(state, x_t, v_s, same, jax.random.fold_in(step_key, G_UPDATE), defs=defs,
-                             g_tx=g_tx, cfg=cfg, x_in=x_in, weight=weight)  # fmt: skip
+                             g_tx=g_tx, cfg=cfg, x_in=x_in, weight=weight, v_id=v_id)  # fmt: skip
     metrics = dict(d_terms, **g_terms_)
     metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]  # one scalar for the NaN check
     return state.replace(step=state.step + 1), metrics

@@ -1,10 +1,12 @@
 """Face-swap training augmentation in JAX, per batch: flip, small affine, colour jitter on input and
-target alike, and a random warp of the input only (the model learns to undo it)."""
+target alike, and a random warp of the input only (the model learns to undo it); a Gaussian blur
+(low-passed views for an identity loss)."""
 
 import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,3 +95,28 @@ def augment(key: jax.Array, x: jax.Array, cfg: AugmentConfig = AugmentConfig(), 
   if mask is None:
     return jax.vmap(lambda kk, v: _augment_one(kk, v, cfg))(keys, x)
   return jax.vmap(lambda kk, v, m: _augment_one(kk, v, cfg, m))(keys, x, mask)
+
+
+def blur_matrix(n: int, sigma: float, truncate: float = 4.0) -> np.ndarray:
+  """[n, n] M with (M v)[i] = sum_t g[t] v[clip(i + t - r, 0, n - 1)]: the 1-D Gaussian filter of
+  standard deviation sigma (taps out to r = int(truncate sigma + 0.5), normalized), edge values
+  repeated beyond the border (scipy.ndimage's mode "nearest")."""
+  r = int(truncate * sigma + 0.5)
+  t = np.arange(-r, r + 1)
+  g = np.exp(-0.5 * np.square(t / sigma))
+  g /= g.sum()
+  m = np.zeros((n, n))
+  for i in range(n):
+    np.add.at(m[i], np.clip(i + t, 0, n - 1), g)
+  return m
+
+
+def blur(x: jax.Array, sigma: float) -> jax.Array:
+  """Images x [B, H, W, C] low-passed by a Gaussian of standard deviation sigma pixels (separable:
+  one banded matrix product along H, one along W; edges repeated); x itself when sigma <= 0."""
+  if sigma <= 0:
+    return x
+  m_h = jnp.asarray(blur_matrix(x.shape[1], sigma), x.dtype)
+  m_w = jnp.asarray(blur_matrix(x.shape[2], sigma), x.dtype)
+  x = jnp.einsum("ih,bhwc->biwc", m_h, x, precision="highest")
+  return jnp.einsum("jw,biwc->bijc", m_w, x, precision="highest")

@@ -7,7 +7,9 @@ Variants (comma-separated): default (the paper's generator), bottleneck (a code 
 ID blocks, AdaIN in the decoder: the variant trained here), smoke (2 steps on generated faces
 with a random frozen identity net).
 Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
-gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020).
+gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020). --config.loss.id_blur=SIGMA: the
+identity loss scores the swap and source low-passed by a Gaussian of SIGMA pixels (0: off; not yet
+trained on the photos).
 Writes results.json (held-out self-swap L1 / PSNR / SSIM; cosines under the identity-loss net,
 which the generator optimizes: not evidence of a swap) and preview.png (a swap matrix). Swaps are
 judged by dlib: scripts/eval_faceswap.py --c runs/faceswap/c.
@@ -38,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   ))  # fmt: skip
   c.loss = ml_collections.ConfigDict(dict(
     identity=10.0, reconstruction=10.0, feature_matching=10.0, gp=1e-5, adversarial=1.0,
-    fm_layers=1, same_fraction=0.5, id_views=0, dssim=0.0, background=1.0,
+    fm_layers=1, same_fraction=0.5, id_views=0, id_blur=0.0, dssim=0.0, background=1.0,
   ))  # fmt: skip
   c.augment = ml_collections.ConfigDict(dict(
     flip=True, rotate=5.0, scale=0.03, shift=0.03, warp=0.0, warp_grid=5, brightness=0.05,
