@@ -42,6 +42,24 @@ def _root_cause(e: BaseException) -> BaseException:
   return e
 
 
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  return text.splitlines()[0][:300] if text else "no message"
+
+
+def _restore_newest(manager: ocp.CheckpointManager, args):
+  """(step, restored, errors): the newest step of `manager` that restores with `args`, and the
+  (step, root cause) of each newer one that did not. Raises the newest step's error when none
+  restores (a template that does not match the run fails every step)."""
+  errors = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      return step, manager.restore(step, args=args), errors
+    except Exception as e:  # Orbax and TensorStore raise many kinds for a damaged step
+      errors.append((step, _root_cause(e)))
+  raise errors[0][1]
+
+
 class Checkpointer:
   """Thin wrapper over ocp.CheckpointManager for one train-state pytree."""
 
@@ -69,25 +87,19 @@ class Checkpointer:
     not by the wrappers Orbax raises from it.
     """
     self.manager.wait_until_finished()
+    if not self.manager.all_steps():
+      return state
     abstract = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)
-    template, errors = jax.tree.map(abstract, state), []
-    for step in sorted(self.manager.all_steps(), reverse=True):
-      try:
-        restored = self.manager.restore(step, args=ocp.args.StandardRestore(template))
-      except Exception as e:  # Orbax and TensorStore raise many kinds for a damaged step
-        errors.append((step, _root_cause(e)))
-        continue
-      if errors:
-        if distributed.is_main():
-          for bad, e in errors:
-            self._set_aside(bad, e, restored=step)
-        distributed.barrier("checkpoint-set-aside")
-        self.manager.reload()
-      self._last = step
-      return restored
+    template = jax.tree.map(abstract, state)
+    step, restored, errors = _restore_newest(self.manager, ocp.args.StandardRestore(template))
     if errors:
-      raise errors[0][1]
-    return state
+      if distributed.is_main():
+        for bad, e in errors:
+          self._set_aside(bad, e, restored=step)
+      distributed.barrier("checkpoint-set-aside")
+      self.manager.reload()
+    self._last = step
+    return restored
 
   def _set_aside(self, step: int, error: Exception, *, restored: int) -> None:
     directory = Path(self.manager.directory)
@@ -97,10 +109,9 @@ class Checkpointer:
     if target.exists():
       shutil.rmtree(target)
     shutil.move(directory / str(step), target)
-    text = str(error).strip()
-    message = text.splitlines()[0][:300] if text else "no message"
     print(f"checkpoint step {step} in {directory} could not be restored ({type(error).__name__}: "
-          f"{message}); moved to {target}; resuming from step {restored}.", file=sys.stderr)  # fmt: skip
+          f"{_first_line(error)}); moved to {target}; resuming from step {restored}.",
+          file=sys.stderr)  # fmt: skip
 
   def due(self, step: int) -> bool:
     """True at the multiples of `every` (none when every <= 0)."""
@@ -175,8 +186,7 @@ def restore_model(workdir: str | Path, make_model: Callable[[], nnx.Module], mes
   one read instead; nothing in the workdir is moved (reading a model never changes its run). If no
   step restores, the newest step's error is raised."""
   directory = Path(workdir).absolute() / "checkpoints"
-  steps = saved_steps(directory)
-  if not steps:
+  if not saved_steps(directory):
     raise FileNotFoundError(f"no checkpoint in {directory}; train the model first.")
   graphdef, params, rest = nnx.split(nnx.eval_shape(make_model), nnx.Param, ...)
   on_mesh = sharding.replicated(mesh)
@@ -184,19 +194,13 @@ def restore_model(workdir: str | Path, make_model: Callable[[], nnx.Module], mes
   template = {"params": jax.tree.map(abstract, params), "rest": jax.tree.map(abstract, rest)}
   args = ocp.args.PyTreeRestore(item=template, partial_restore=True,
                                 restore_args=ocp.checkpoint_utils.construct_restore_args(template))  # fmt: skip
-  manager, errors = ocp.CheckpointManager(directory), []
+  manager = ocp.CheckpointManager(directory)
   try:
-    for step in reversed(steps):
-      try:
-        restored = manager.restore(step, args=args)
-      except Exception as e:  # Orbax and TensorStore raise many kinds for a damaged step
-        errors.append((step, _root_cause(e)))
-        continue
-      for bad, e in errors:
-        message = (str(e).strip().splitlines() or ["no message"])[0][:300]
-        print(f"checkpoint step {bad} in {directory} could not be restored ({type(e).__name__}: "
-              f"{message}); reading step {step} instead.", file=sys.stderr)  # fmt: skip
-      return graphdef, (restored["params"], restored["rest"])
+    step, restored, errors = _restore_newest(manager, args)
   finally:
     manager.close()
+  for bad, e in errors:
+    print(f"checkpoint step {bad} in {directory} could not be restored ({type(e).__name__}: "
+          f"{_first_line(e)}); reading step {step} instead.", file=sys.stderr)  # fmt: skip
+  return graphdef, (restored["params"], restored["rest"])
   raise errors[0][1]
