@@ -1,6 +1,7 @@
 """Face swap (c): generator and discriminator shapes, identity injection, pairs, the separation of
 the alternating updates, the generator loss as its weighted terms, and a smoke run."""
 
+import dataclasses
 import functools
 import json
 
@@ -211,3 +212,26 @@ def test_identity_loss_on_low_passed_swaps_and_sources(key):
   _, m0 = sim_train.make_train_step(defs, g_tx, d_tx, sim_train.LossConfig(),
                                     augment.AugmentConfig(warp=0.0))(state, batch, key)  # fmt: skip
   assert float(m["id_loss"]) != float(m0["id_loss"])
+
+
+def test_the_generator_sees_the_targets_face_interior_low_passed(key):
+  """interior_blur: outside the face-interior ellipse the pixels are the target's, deep inside
+  scipy's Gaussian filter of them; G with target_blur is G without it on interior_blur(x)."""
+  from scipy import ndimage
+
+  x = jax.random.uniform(key, (2, *SHAPE))
+  m = align.interior_mask(SHAPE[0])
+  assert m.max() == 1.0 and m.min() == 0.0 and m[0, 0] == 0.0 and m[16, 16] == 1.0
+  out = np.asarray(simswap.interior_blur(x, 2.0))
+  outside, inside = m == 0.0, m == 1.0
+  np.testing.assert_array_equal(out[:, outside], np.asarray(x)[:, outside])
+  ref = ndimage.gaussian_filter(np.asarray(x, np.float64), (0, 2.0, 2.0, 0), mode="nearest")
+  np.testing.assert_allclose(out[:, inside], ref[:, inside], atol=1e-5)
+  assert simswap.interior_blur(x, 0.0) is x
+  v = simswap.unit(jax.random.normal(key, (2, 5)))
+  blurred_cfg = simswap.SimSwapConfig(**{**dataclasses.asdict(CFG), "target_blur": 2.0})
+  g_blur = nn.build(lambda: simswap.Generator(blurred_cfg, rngs=nnx.Rngs(0)))
+  g = nn.build(lambda: simswap.Generator(CFG, rngs=nnx.Rngs(0)))
+  np.testing.assert_allclose(jax.jit(g_blur)(x, v), jax.jit(g)(simswap.interior_blur(x, 2.0), v),
+                             atol=1e-5)  # fmt: skip
+  assert float(jnp.abs(jax.jit(g_blur)(x, v) - jax.jit(g)(x, v)).max()) > 1e-4

@@ -19,6 +19,21 @@ TEMPLATE_UNIT = np.array([[0.696, 0.0], [0.304, 0.0], [-0.696, 0.0], [-0.304, 0.
 TEMPLATE_SCALE, TEMPLATE_CENTER = 0.32, (0.5, 0.27)
 
 
+# The face interior of an aligned crop (eyebrows to chin, jaw to jaw; see TEMPLATE_CENTER): an
+# ellipse centred at (0.5, 0.52) of the side with semi-axes 0.34 across and 0.40 down.
+INTERIOR_CENTER, INTERIOR_AXES = (0.5, 0.52), (0.34, 0.40)
+
+
+def interior_mask(size: int, feather: float = 0.15) -> np.ndarray:
+  """float32 [size, size] in [0, 1]: 1 inside the face-interior ellipse shrunk by `feather` (a
+  fraction of its radius), 0 outside the ellipse, a smoothstep between."""
+  yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
+  (cx, cy), (ax, ay) = INTERIOR_CENTER, INTERIOR_AXES
+  r = np.sqrt(np.square((xx - cx) / ax) + np.square((yy - cy) / ay))
+  t = np.clip((1.0 - r) / feather, 0.0, 1.0)
+  return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
 def template(size: int) -> np.ndarray:
   """[5, 2] (x, y) pixel positions of the five landmarks in a size x size crop."""
   return (TEMPLATE_UNIT * TEMPLATE_SCALE + np.asarray(TEMPLATE_CENTER)) * size

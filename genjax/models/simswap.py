@@ -19,6 +19,12 @@ expression and light but not the fine detail of a face, so the decoder must draw
 identity it draws comes in through AdaIN: the shared-encoder mechanism of model (a), with one
 decoder whose normalization is set by the identity vector instead of one decoder per person.
 
+With target_blur > 0 the generator sees the target's face interior (genjax.faces.align.interior_mask)
+low-passed by a Gaussian of that many pixels: pose, expression, light and skin tone come through,
+the fine detail by which a person is told apart does not, so the only identity the decoder can draw
+there is the one AdaIN brings in (and a reconstruction pair, x_s = x_t, can no longer be solved by
+copying the target's face through the code).
+
 The discriminator is a PatchGAN (Isola et al. 2017) at num_scales resolutions (the image, then
 average-pooled by 2 each time; pix2pixHD, Wang et al. 2018): 4x4 convs with leaky ReLU, stride 2,
 2, 1, then a 4x4 conv to one logit per patch. It returns, per scale, the patch logits and the
@@ -32,6 +38,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from genjax import nn
+from genjax.faces import align, augment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +53,8 @@ class SimSwapConfig:
   num_scales: PatchGANs, one per resolution (image, image / 2, ...).
   bottleneck: 0 (SimSwap: no bottleneck) or the size of the code between encoder and ID blocks.
   adain_decoder: AdaIN(., v) after each transposed conv of the decoder too.
+  target_blur: 0 (off) or the sigma in pixels of the Gaussian that low-passes the target's face
+    interior before the encoder (interior_blur).
   """
 
   image_shape: tuple[int, int, int] = (100, 100, 3)
@@ -56,6 +65,16 @@ class SimSwapConfig:
   num_scales: int = 2
   bottleneck: int = 0
   adain_decoder: bool = False
+  target_blur: float = 0.0
+
+
+def interior_blur(x: jax.Array, sigma: float) -> jax.Array:
+  """Aligned crops x [B, H, W, C] whose face interior (align.interior_mask, feathered) is replaced by
+  its Gaussian low-pass of sigma pixels (augment.blur); the rest unchanged; x when sigma <= 0."""
+  if sigma <= 0:
+    return x
+  m = jnp.asarray(align.interior_mask(x.shape[1]), x.dtype)[None, :, :, None]
+  return x + m * (augment.blur(x, sigma) - x)
 
 
 def _conv(a: int, b: int, k: int, s: int, rngs: nnx.Rngs) -> nnx.Conv:
@@ -89,6 +108,7 @@ class Generator(nnx.Module):
       raise ValueError(f"Generator needs H, W divisible by 4, got image_shape {cfg.image_shape}.")
     c0, c1, c2 = cfg.channels
     self.image_shape, self.id_dim = tuple(cfg.image_shape), cfg.id_dim
+    self.target_blur = float(cfg.target_blur)
     self.stem = _conv(c, c0, 3, 1, rngs)
     self.down1 = _conv(c0, c1, 3, 2, rngs)
     self.down2 = _conv(c1, c2, 3, 2, rngs)
@@ -109,7 +129,7 @@ class Generator(nnx.Module):
     nn.check_images(x, self.image_shape, "Generator")
     if v.shape != (x.shape[0], self.id_dim):
       raise ValueError(f"Generator: want v [{x.shape[0]}, {self.id_dim}], got {v.shape}.")
-    h = _act(self.stem(2.0 * x - 1.0))
+    h = _act(self.stem(2.0 * interior_blur(x, self.target_blur) - 1.0))
     h = _act(self.down2(_act(self.down1(h))))
     if hasattr(self, "to_code"):
       code = self.to_code(_act(self.down3(h)).reshape(x.shape[0], -1))
