@@ -22,7 +22,7 @@ change 0.054 against a self-swap error of 0.035.
 
 import ml_collections
 
-VARIANTS = ("default", "bottleneck", "smoke")
+VARIANTS = ("default", "bottleneck", "blur_target", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -62,6 +62,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.loss.id_views, c.loss.dssim, c.loss.background = 2, 10.0, 0.2
       c.loss.feature_matching = 1.0  # the target's pose comes through the code; FM only steadies D
       c.augment.warp = 0.03  # the input warped as in (a); targets unwarped
+    elif name == "blur_target":  # the target's face interior low-passed (sigma 3 px) before G
+      c.model.target_blur = 3.0
     elif name == "smoke":
       c.dataset, c.identity_workdir, c.loss.id_views = "mock", "", 2
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
