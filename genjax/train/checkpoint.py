@@ -203,4 +203,3 @@ def restore_model(workdir: str | Path, make_model: Callable[[], nnx.Module], mes
     print(f"checkpoint step {bad} in {directory} could not be restored ({type(e).__name__}: "
           f"{_first_line(e)}); reading step {step} instead.", file=sys.stderr)  # fmt: skip
   return graphdef, (restored["params"], restored["rest"])
-  raise errors[0][1]
