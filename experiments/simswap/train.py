@@ -67,6 +67,19 @@ class LossConfig:
   id_blur: float = 0.0
   dssim: float = 0.0  # weight of DSSIM in the reconstruction (0 in SimSwap)
   background: float = 1.0  # weight of the reconstruction error off the face region
+  # Where v_s, the generator's identity input and the identity loss's target, comes from: "image",
+  # F of the source face itself; "person", the unit mean of F over every training face of the
+  # source's person (what a swap uses: face_swapper), so both are one fixed vector per person
+  # instead of one that moves with each photo's pose, light and F's errors.
+  source_identity: str = "image"
+
+  def __post_init__(self):
+    if self.source_identity not in ("image", "person"):
+      raise ValueError(f"loss.source_identity = {self.source_identity!r}: expected 'image' or "
+                       "'person'.")  # fmt: skip
+    if self.source_identity == "person" and self.id_blur > 0:
+      raise ValueError("loss.id_blur > 0 scores the swap against F of the low-passed source "
+                       "photo; it cannot be combined with loss.source_identity = 'person'.")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +132,19 @@ def identity_term(defs: Defs, state: pair.PairState, fake, v_s, key, views: int,
                 identity_vector(defs, state, augment.augment(k, fake, ID_VIEWS)[1]), v_s).mean()
               for k in keys]  # fmt: skip
   return sum(per_view) / views
+
+
+def person_identities(defs: Defs, state: pair.PairState, ds: faces.FaceDataset,
+                      chunk: int = 64) -> jax.Array:  # fmt: skip
+  """[len(ds.names), D]: for each person, the unit mean of the identity vectors of their faces in
+  ds (the source vector face_swapper gives a swap); zeros for a person without faces in ds."""
+  fn = jax.jit(lambda state, x: identity_vector(defs, state, x))
+  v = np.concatenate([np.asarray(fn(state, ds.images(slice(i, i + chunk))))
+                      for i in range(0, len(ds), chunk)])  # fmt: skip
+  table = np.zeros((len(ds.names), v.shape[1]), np.float32)
+  for p in np.unique(ds.y):
+    table[p] = v[ds.y == p].mean(0)
+  return simswap.unit(jnp.asarray(table))  # a zero row stays zero
 
 
 def make_pairs(x: jax.Array, same_fraction: float) -> tuple[jax.Array, jax.Array]:
@@ -184,16 +210,24 @@ def g_step(state: pair.PairState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg:
   return pair.update_g(state, objective, g_tx)
 
 
-def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.AugmentConfig):
+def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.AugmentConfig,
+                    id_table=None):  # fmt: skip
   """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B], region) -> one D update, one G
-  update."""
+  update. id_table [people, D] (person_identities of the training faces) is needed when
+  cfg.source_identity == "person": v_s is then the row of the source's person."""
+  if cfg.source_identity == "person" and id_table is None:
+    raise ValueError("loss.source_identity = 'person' needs the table of person identities.")
+  table = None if id_table is None else jnp.asarray(id_table)
 
   def train_step(state: pair.PairState, batch, key: jax.Array):
-    x, _, region = batch
+    x, y, region = batch
     step_key = jax.random.fold_in(key, state.step)
     x_in, x_t, weight = augment.augment(jax.random.fold_in(step_key, AUGMENT), x, aug, mask=region)
     x_s, same = make_pairs(x_t, cfg.same_fraction)
-    v_s = jax.lax.stop_gradient(identity_vector(defs, state, x_s))
+    if cfg.source_identity == "person":  # the source's person, paired as make_pairs pairs faces
+      v_s = table[jnp.where(same, y, jnp.roll(y, -1))]
+    else:
+      v_s = jax.lax.stop_gradient(identity_vector(defs, state, x_s))
     v_id = None
     if cfg.id_blur > 0:
       v_id = jax.lax.stop_gradient(identity_vector(defs, state, augment.blur(x_s, cfg.id_blur)))
@@ -236,7 +270,10 @@ def load_data(config) -> tuple[faces.FaceDataset, faces.FaceDataset]:
                          seed=config.seed)  # fmt: skip
 
 
-def build(config: ml_collections.ConfigDict, mesh):
+def build(config: ml_collections.ConfigDict, mesh, train: faces.FaceDataset | None = None):
+  """(defs, state, train_step). With config.loss.source_identity = "person" the step needs the
+  table of person identities of the training faces `train`; without them (a run restored to
+  swap or evaluate) train_step is None."""
   f_def, f_vars = identity_net(config, mesh)
   id_dim = jax.tree.leaves(f_vars[0]["embed"])[0].shape[-1]
   if id_dim != config.model.id_dim:
@@ -249,7 +286,12 @@ def build(config: ml_collections.ConfigDict, mesh):
   d_tx = optax.adam(config.d_learning_rate, b1=0.0, b2=0.99)
   key = keys.key(config.seed, keys.INIT)
   defs, state = create(model_cfg, g_tx, d_tx, key, mesh, f_def, f_vars)
-  return defs, state, make_train_step(defs, g_tx, d_tx, loss_cfg, aug)
+  id_table = None
+  if loss_cfg.source_identity == "person":
+    if train is None:
+      return defs, state, None
+    id_table = person_identities(defs, state, train)
+  return defs, state, make_train_step(defs, g_tx, d_tx, loss_cfg, aug, id_table)
 
 
 def eval_fn(defs: Defs):
@@ -319,7 +361,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   get_batch = faces.batches(train, mesh, seed=config.seed, batch_size=config.batch_size)
 
   # Model, resumed from the workdir when it holds a checkpoint, and the loop.
-  defs, state, train_step = build(config, mesh)
+  defs, state, train_step = build(config, mesh, train)
   state, writer, ckpt = loop.run(config, workdir, state, train_step, get_batch, train_key,
                                  images_per_step=config.batch_size)  # fmt: skip
 

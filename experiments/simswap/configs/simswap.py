@@ -6,8 +6,10 @@ Run (after the identity-loss net, whose workdir is config.identity_workdir):
 Variants (comma-separated): default (the paper's generator), bottleneck (a code between encoder and
 ID blocks, AdaIN in the decoder: the variant trained here), blur_target (with bottleneck: the
 target's face interior low-passed by 3 px before the generator; seed 0 at 2892 steps: 15.2% /
-36.0% match under dlib, top-1 15.5%), smoke (2 steps on generated faces with a random frozen
-identity net).
+36.0% match under dlib, top-1 15.5%), person (v_s, the generator's identity input and the
+identity loss's target, is the unit mean identity vector of the source's person over their
+training faces, as a swap uses, instead of F of the one source photo), smoke (2 steps on
+generated faces with a random frozen identity net).
 Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
 gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020). --config.loss.id_blur=SIGMA: the
 identity loss scores the swap and source low-passed by a Gaussian of SIGMA pixels (0: off; 1.5
@@ -24,7 +26,7 @@ change 0.054 against a self-swap error of 0.035.
 
 import ml_collections
 
-VARIANTS = ("default", "bottleneck", "blur_target", "smoke")
+VARIANTS = ("default", "bottleneck", "blur_target", "person", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -43,6 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss = ml_collections.ConfigDict(dict(
     identity=10.0, reconstruction=10.0, feature_matching=10.0, gp=1e-5, adversarial=1.0,
     fm_layers=1, same_fraction=0.5, id_views=0, id_blur=0.0, dssim=0.0, background=1.0,
+    source_identity="image",
   ))  # fmt: skip
   c.augment = ml_collections.ConfigDict(dict(
     flip=True, rotate=5.0, scale=0.03, shift=0.03, warp=0.0, warp_grid=5, brightness=0.05,
@@ -66,6 +69,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.augment.warp = 0.03  # the input warped as in (a); targets unwarped
     elif name == "blur_target":  # the target's face interior low-passed (sigma 3 px) before G
       c.model.target_blur = 3.0
+    elif name == "person":  # v_s: the unit mean identity of the source's person, not of one photo
+      c.loss.source_identity = "person"
     elif name == "smoke":
       c.dataset, c.identity_workdir, c.loss.id_views = "mock", "", 2
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
