@@ -25,6 +25,7 @@ another person the cosine under F to the source and to the target; preview: a sw
 """
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -134,17 +135,25 @@ def identity_term(defs: Defs, state: pair.PairState, fake, v_s, key, views: int,
   return sum(per_view) / views
 
 
+def mean_identity(defs: Defs, state: pair.PairState, x: np.ndarray, chunk: int = 64) -> jax.Array:
+  """[D]: the unit mean of the identity vectors of aligned faces x [N, H, W, 3] (a person's
+  training faces: the source vector of a swap, face_swapper, and a row of person_identities)."""
+  fn = functools.partial(_identity_vector_jit, defs)
+  v = jnp.concatenate([fn(state, jnp.asarray(x[i : i + chunk])) for i in range(0, len(x), chunk)])
+  return simswap.unit(v.mean(0))
+
+
+# One compilation per (defs, shape) for every caller of mean_identity (defs are hashable and static).
+_identity_vector_jit = jax.jit(identity_vector, static_argnums=0)
+
+
 def person_identities(defs: Defs, state: pair.PairState, ds: faces.FaceDataset,
                       chunk: int = 64) -> jax.Array:  # fmt: skip
-  """[len(ds.names), D]: for each person, the unit mean of the identity vectors of their faces in
-  ds (the source vector face_swapper gives a swap); zeros for a person without faces in ds."""
-  fn = jax.jit(lambda state, x: identity_vector(defs, state, x))
-  v = np.concatenate([np.asarray(fn(state, ds.images(slice(i, i + chunk))))
-                      for i in range(0, len(ds), chunk)])  # fmt: skip
-  table = np.zeros((len(ds.names), v.shape[1]), np.float32)
-  for p in np.unique(ds.y):
-    table[p] = v[ds.y == p].mean(0)
-  return simswap.unit(jnp.asarray(table))  # a zero row stays zero
+  """[len(ds.names), D]: row p the mean_identity of person p's faces in ds; zeros for a person
+  without faces in ds."""
+  rows = {int(p): mean_identity(defs, state, ds.images(ds.y == p), chunk) for p in np.unique(ds.y)}
+  zero = jnp.zeros_like(next(iter(rows.values())))
+  return jnp.stack([rows.get(p, zero) for p in range(len(ds.names))])
 
 
 def make_pairs(x: jax.Array, same_fraction: float) -> tuple[jax.Array, jax.Array]:
@@ -397,14 +406,13 @@ def face_swapper(workdir: str | Path, source):
   (`source`: crops, photos or a person's name; genjax.faces.swap.source_crops)."""
   defs, state, config = restore(workdir)
   source_crops = swap.source_crops(source, config.model.image_shape[0])
-  v = jax.jit(lambda s, x: identity_vector(defs, s, x))(
-    state, jnp.asarray(source_crops, jnp.float32)
-  )
-  v_source = simswap.unit(v.mean(0, keepdims=True))
+  v_source = mean_identity(defs, state, np.asarray(source_crops, np.float32))
 
   @jax.jit
   def fn(state, xt):
-    return generator(defs, state).swap(xt, jnp.broadcast_to(v_source, (xt.shape[0], v.shape[1])))
+    return generator(defs, state).swap(
+      xt, jnp.broadcast_to(v_source, (xt.shape[0], *v_source.shape))
+    )
 
   return (
     lambda crops: np.asarray(fn(state, np.asarray(crops, np.float32)))
