@@ -85,15 +85,18 @@ def test_make_pairs():
   src, same = sim_train.make_pairs(x, 0.5)
   np.testing.assert_array_equal(same, [True, True, True, False, False, False])
   np.testing.assert_array_equal(src.ravel(), [0, 1, 2, 4, 5, 0])
+  y = jnp.array([3, 3, 1, 1, 2, 1])  # sources' people: 3 3 1 2 1 3 (example 3 pairs with 4)
+  np.testing.assert_array_equal(sim_train.two_people(y, same),
+                                [False, False, False, True, True, True])  # fmt: skip
 
 
-def _setup(key):
+def _setup(key, cfg=CFG):
   mesh = sharding.make_mesh(1)
   f = identity.IdentityNet(identity.IdentityConfig(image_shape=SHAPE, channels=(4,), embed_dim=5,
                                                    num_classes=3), rngs=nnx.Rngs(7))  # fmt: skip
   f_def, fp, fr = nnx.split(f, nnx.Param, ...)
   g_tx, d_tx = optax.adam(1e-2), optax.adam(1e-2)
-  defs, state = sim_train.create(CFG, g_tx, d_tx, key, mesh, f_def, (fp, fr))
+  defs, state = sim_train.create(cfg, g_tx, d_tx, key, mesh, f_def, (fp, fr))
   x = jax.random.uniform(jax.random.fold_in(key, 1), (4, *SHAPE))
   src, same = sim_train.make_pairs(x, 0.5)
   v = jax.jit(functools.partial(sim_train.identity_vector, defs))(state, src)
@@ -291,10 +294,64 @@ def test_person_sources_pair_each_target_with_the_identity_of_its_sources_person
     sim_train.LossConfig(source_identity="photo")
 
 
-def test_smoke_run_with_person_identities_trains_and_restores(tmp_path):
-  config = sim_config.get_config("smoke,person")
+def test_smoke_run_with_person_identities_and_a_projection_discriminator(tmp_path):
+  config = sim_config.get_config("smoke,person,cond_d")
   assert config.loss.source_identity == "person"
+  assert config.model.disc_projection and config.loss.mismatch == 1.0
   results = sim_train.train_and_evaluate(config, str(tmp_path))
   assert results["step"] == 2 and np.isfinite(results["self_l1"])
+  metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert all(np.isfinite(m["d_mismatch"]) for m in metrics if "d_loss" in m)
   defs, state, restored = sim_train.restore(tmp_path)  # to swap: no training faces needed
   assert int(state.step) == 2 and restored.loss.source_identity == "person"
+  assert restored.model.disc_projection
+
+
+PROJ = dataclasses.replace(CFG, disc_projection=True)
+
+
+def test_projection_discriminator_adds_the_identity_projection_to_each_patch(key):
+  d = nn.build(lambda: simswap.MultiScaleDiscriminator(PROJ, rngs=nnx.Rngs(1)))
+  x = jax.random.uniform(key, (3, *SHAPE))
+  v = simswap.unit(jax.random.normal(jax.random.fold_in(key, 1), (3, 5)))
+  out = jax.jit(d)(x, v)
+  for (logits, feats), net in zip(out, d.nets, strict=True):
+    h = np.asarray(feats[-1], np.float64)  # the last hidden features, [B, h, w, C]
+    plain = np.asarray(jax.jit(net.out)(feats[-1])[..., 0], np.float64)
+    w = np.asarray(net.embed.kernel[...], np.float64)  # [id_dim, C]
+    ref = plain + (h * (np.asarray(v, np.float64) @ w)[:, None, None, :]).sum(-1)
+    np.testing.assert_allclose(logits, ref, rtol=1e-4, atol=1e-5)
+  # Another identity changes the logits, not the features (feature matching is unchanged).
+  other = jax.jit(d)(x, v[::-1])
+  assert float(jnp.abs(other[0][0][0] - out[0][0][0]).max()) > 1e-4
+  np.testing.assert_array_equal(other[0][1][-1], out[0][1][-1])
+  np.testing.assert_allclose(jax.jit(d.critic)(x, v), sum(lg.mean((1, 2)) for lg, _ in out),
+                             rtol=1e-5)  # fmt: skip
+  with pytest.raises(ValueError, match="projection"):
+    d(x)
+  plain = nn.build(lambda: simswap.MultiScaleDiscriminator(CFG, rngs=nnx.Rngs(1)))
+  np.testing.assert_array_equal(jax.jit(plain)(x, v)[0][0], jax.jit(plain)(x)[0][0])  # v ignored
+  assert not hasattr(plain.nets[0], "embed")
+
+
+def test_matching_aware_discriminator_loss_against_its_terms(key):
+  """d_step with a projection D: reals judged with their own vectors, fakes with theirs, and real
+  faces judged with another person's vector as fakes where the mismatch mask says so."""
+  defs, state, g_tx, d_tx, x, v, same = _setup(key, PROJ)
+  v_real = simswap.unit(jax.random.normal(jax.random.fold_in(key, 5), v.shape))
+  fake = jax.jit(lambda s: jax.nn.sigmoid(sim_train.generator(defs, s)(x, v)))(state)
+  mismatch = jnp.array([False, True, False, True])
+  cfg = sim_train.LossConfig(mismatch=0.7)
+  step = functools.partial(sim_train.d_step, defs=defs, d_tx=d_tx, cfg=cfg)
+  _, terms = jax.jit(step)(state, x, fake, key, v_real=v_real, v_fake=v, mismatch=mismatch)
+  d = jax.jit(sim_train.discriminator(defs, state))  # the parameters before the update
+  real, fake_out, wrong = d(x, v_real), d(fake, v), d(x, v)
+  hinge = sum(np.maximum(0, 1 - np.asarray(r)).mean() + np.maximum(0, 1 + np.asarray(f)).mean()
+              for (r, _), (f, _) in zip(real, fake_out, strict=True))  # fmt: skip
+  np.testing.assert_allclose(terms["d_hinge"], hinge, rtol=1e-5)
+  per_example = sum(np.maximum(0, 1 + np.asarray(r)).mean((1, 2)) for r, _ in wrong)
+  np.testing.assert_allclose(terms["d_mismatch"], per_example[[1, 3]].mean(), rtol=1e-5)
+  np.testing.assert_allclose(terms["d_loss"], terms["d_hinge"] + 1e-5 * terms["gp"]
+                             + 0.7 * terms["d_mismatch"], rtol=1e-6)  # fmt: skip
+  with pytest.raises(ValueError, match="disc_projection"):
+    sim_train.make_train_step(defs, g_tx, d_tx, cfg, augment.AugmentConfig())

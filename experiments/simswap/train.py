@@ -73,6 +73,10 @@ class LossConfig:
   # source's person (what a swap uses: face_swapper), so both are one fixed vector per person
   # instead of one that moves with each photo's pose, light and F's errors.
   source_identity: str = "image"
+  # Weight of the matching-aware term (with model.disc_projection): D also learns to call a real
+  # face judged with another person's identity vector fake, hinge max(0, 1 + D(x_t, v_s)) over the
+  # batch's pairs of two people (Reed et al. 2016, "Generative Adversarial Text to Image Synthesis").
+  mismatch: float = 0.0
 
   def __post_init__(self):
     if self.source_identity not in ("image", "person"):
@@ -165,19 +169,37 @@ def make_pairs(x: jax.Array, same_fraction: float) -> tuple[jax.Array, jax.Array
   return sources, same
 
 
-def d_step(state: pair.PairState, x_t, fake, key, *, defs: Defs, d_tx, cfg: LossConfig):
-  """One discriminator update (hinge + WGAN-GP); the generator and its optimizer pass through."""
+def two_people(y: jax.Array, same: jax.Array) -> jax.Array:
+  """[B] bool: the pairs of make_pairs whose target (label y) and source are two people."""
+  return jnp.logical_and(~same, y != jnp.roll(y, -1))
+
+
+def d_step(state: pair.PairState, x_t, fake, key, *, defs: Defs, d_tx, cfg: LossConfig,
+           v_real=None, v_fake=None, mismatch=None):  # fmt: skip
+  """One discriminator update (hinge + WGAN-GP); the generator and its optimizer pass through.
+
+  With a projection discriminator (model.disc_projection) the real faces x_t are judged with
+  their own identity vectors v_real, the fakes with the v_fake they were drawn with, and, with
+  cfg.mismatch > 0, the real faces x_t judged with v_fake count as fakes where `mismatch` [B]
+  (the pair's two faces are of two people)."""
 
   def objective(d_params):
     disc = discriminator(defs, state, d_params)
-    real_out, fake_out = disc(x_t), disc(fake)
+    real_out, fake_out = disc(x_t, v_real), disc(fake, v_fake)
     hinge = sum(losses.gan_d_loss(r.reshape(-1), f.reshape(-1), kind="hinge").mean()
                 for (r, _), (f, _) in zip(real_out, fake_out, strict=True))  # fmt: skip
-    gp = losses.gradient_penalty(disc.critic, x_t, fake, key).mean()
+    critic = lambda x: disc.critic(x, v_fake)
+    gp = losses.gradient_penalty(critic, x_t, fake, key).mean()
     loss = hinge + cfg.gp * gp
-    return loss, {"d_hinge": hinge, "gp": gp, "d_loss": loss,
-                  "d_real": sum(r.mean() for r, _ in real_out),
-                  "d_fake": sum(f.mean() for f, _ in fake_out)}  # fmt: skip
+    terms = {"d_hinge": hinge, "gp": gp, "d_real": sum(r.mean() for r, _ in real_out),
+             "d_fake": sum(f.mean() for f, _ in fake_out)}  # fmt: skip
+    if cfg.mismatch > 0:
+      w = mismatch.astype(x_t.dtype)
+      per_example = sum(jax.nn.relu(1.0 + r).mean(axis=(1, 2)) for r, _ in disc(x_t, v_fake))
+      terms["d_mismatch"] = (w * per_example).sum() / jnp.maximum(w.sum(), 1.0)
+      loss = loss + cfg.mismatch * terms["d_mismatch"]
+    terms["d_loss"] = loss
+    return loss, terms
 
   return pair.update_d(state, objective, d_tx)
 
@@ -194,7 +216,8 @@ def g_terms(defs: Defs, state: pair.PairState, g_params, x_t, v_s, same, key, cf
   x_in = x_t if x_in is None else x_in
   fake = jax.nn.sigmoid(generator(defs, state, g_params)(x_in, v_s))
   disc = discriminator(defs, state)
-  fake_out, real_out = disc(fake), disc(x_t)
+  # judged with the identity it was drawn with (a projection D); real_out gives only features
+  fake_out, real_out = disc(fake, v_s), disc(x_t, v_s)
   adv = sum(losses.gan_g_loss(f.reshape(-1), kind="hinge").mean() for f, _ in fake_out)
   fm = sum(losses.feature_matching(
              ff[-cfg.fm_layers :], [jax.lax.stop_gradient(r) for r in rf[-cfg.fm_layers :]]
@@ -220,12 +243,16 @@ def g_step(state: pair.PairState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg:
 
 
 def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.AugmentConfig,
-                    id_table=None):  # fmt: skip
+                    id_table=None, projection: bool = False):  # fmt: skip
   """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B], region) -> one D update, one G
   update. id_table [people, D] (person_identities of the training faces) is needed when
-  cfg.source_identity == "person": v_s is then the row of the source's person."""
+  cfg.source_identity == "person": v_s is then the row of the source's person. projection: the
+  discriminator judges (face, identity) pairs (model.disc_projection), needed by cfg.mismatch."""
   if cfg.source_identity == "person" and id_table is None:
     raise ValueError("loss.source_identity = 'person' needs the table of person identities.")
+  if cfg.mismatch > 0 and not projection:
+    raise ValueError("loss.mismatch > 0 needs a discriminator that reads the identity vector: "
+                     "set model.disc_projection = True.")  # fmt: skip
   table = None if id_table is None else jnp.asarray(id_table)
 
   def train_step(state: pair.PairState, batch, key: jax.Array):
@@ -241,8 +268,14 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.Augmen
     if cfg.id_blur > 0:
       v_id = jax.lax.stop_gradient(identity_vector(defs, state, augment.blur(x_s, cfg.id_blur)))
     fake = jax.lax.stop_gradient(jax.nn.sigmoid(generator(defs, state)(x_in, v_s)))
+    # the targets' own identity vectors and the pairs of two people, for a projection D
+    if cfg.source_identity == "person":
+      v_t = table[y]
+    else:
+      v_t = jax.lax.stop_gradient(identity_vector(defs, state, x_t)) if projection else None
+    mismatch = two_people(y, same)
     state, d_terms = d_step(state, x_t, fake, jax.random.fold_in(step_key, D_UPDATE), defs=defs,
-                            d_tx=d_tx, cfg=cfg)  # fmt: skip
+                            d_tx=d_tx, cfg=cfg, v_real=v_t, v_fake=v_s, mismatch=mismatch)  # fmt: skip
     state, g_terms_ = g_step(state, x_t, v_s, same, jax.random.fold_in(step_key, G_UPDATE), defs=defs,
                              g_tx=g_tx, cfg=cfg, x_in=x_in, weight=weight, v_id=v_id)  # fmt: skip
     metrics = dict(d_terms, **g_terms_)
@@ -300,7 +333,8 @@ def build(config: ml_collections.ConfigDict, mesh, train: faces.FaceDataset | No
     if train is None:
       return defs, state, None
     id_table = person_identities(defs, state, train)
-  return defs, state, make_train_step(defs, g_tx, d_tx, loss_cfg, aug, id_table)
+  return defs, state, make_train_step(defs, g_tx, d_tx, loss_cfg, aug, id_table,
+                                      model_cfg.disc_projection)  # fmt: skip
 
 
 def eval_fn(defs: Defs):

@@ -29,6 +29,13 @@ The discriminator is a PatchGAN (Isola et al. 2017) at num_scales resolutions (t
 average-pooled by 2 each time; pix2pixHD, Wang et al. 2018): 4x4 convs with leaky ReLU, stride 2,
 2, 1, then a 4x4 conv to one logit per patch. It returns, per scale, the patch logits and the
 feature maps of its hidden layers (for the feature-matching loss).
+
+With disc_projection the discriminator also reads an identity vector v and judges the pair (face,
+identity): each patch logit gains the projection term <W v, h> of its last hidden features h
+(projection discriminator, Miyato & Koyama 2018), so a face drawn with another person's identity
+than v is a fake the discriminator can learn to tell, and its judgement of identity is learned on
+the training faces and keeps adapting, where the frozen identity net is a fixed target the
+generator can learn to satisfy with patterns the eye does not see.
 """
 
 import dataclasses
@@ -55,6 +62,7 @@ class SimSwapConfig:
   adain_decoder: AdaIN(., v) after each transposed conv of the decoder too.
   target_blur: 0 (off) or the sigma in pixels of the Gaussian that low-passes the target's face
     interior before the encoder (interior_blur).
+  disc_projection: the discriminator judges (face, identity vector) pairs (projection term).
   """
 
   image_shape: tuple[int, int, int] = (100, 100, 3)
@@ -66,6 +74,7 @@ class SimSwapConfig:
   bottleneck: int = 0
   adain_decoder: bool = False
   target_blur: float = 0.0
+  disc_projection: bool = False
 
 
 def interior_blur(x: jax.Array, sigma: float) -> jax.Array:
@@ -147,20 +156,33 @@ class Generator(nnx.Module):
 
 
 class PatchGAN(nnx.Module):
-  """x [B, H, W, 3] -> (patch logits [B, h, w], [hidden feature maps])."""
+  """(x [B, H, W, 3], v [B, id_dim] or None) -> (patch logits [B, h, w], [hidden feature maps]).
 
-  def __init__(self, channels: tuple[int, int, int], in_features: int, *, rngs: nnx.Rngs):
+  With id_dim > 0 each patch logit adds <embed(v), h> for the last hidden features h at that
+  patch (projection discriminator); v is then required."""
+
+  def __init__(self, channels: tuple[int, int, int], in_features: int, id_dim: int = 0, *,
+               rngs: nnx.Rngs):  # fmt: skip
     widths = (in_features, *channels)
     self.convs = nnx.List([_conv(a, b, 4, s, rngs)
                            for a, b, s in zip(widths[:-1], widths[1:], (2, 2, 1), strict=True)])  # fmt: skip
     self.out = _conv(widths[-1], 1, 4, 1, rngs)
+    self.id_dim = id_dim
+    if id_dim:
+      self.embed = nnx.Linear(id_dim, widths[-1], use_bias=False, rngs=rngs)
 
-  def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+  def __call__(self, x: jax.Array, v: jax.Array | None = None) -> tuple[jax.Array, list[jax.Array]]:
     h, feats = 2.0 * x - 1.0, []
     for conv in self.convs:
       h = _act(conv(h))
       feats.append(h)
-    return self.out(h)[..., 0], feats
+    logits = self.out(h)[..., 0]
+    if self.id_dim:
+      if v is None or v.shape != (x.shape[0], self.id_dim):
+        raise ValueError(f"PatchGAN with projection: want v [{x.shape[0]}, {self.id_dim}], got "
+                         f"{None if v is None else v.shape}.")  # fmt: skip
+      logits = logits + jnp.einsum("bhwc,bc->bhw", h, self.embed(v))
+    return logits, feats
 
 
 def downsample(x: jax.Array) -> jax.Array:
@@ -171,25 +193,30 @@ def downsample(x: jax.Array) -> jax.Array:
 
 
 class MultiScaleDiscriminator(nnx.Module):
-  """model(x) -> [(patch logits [B, h_s, w_s], feature maps) for each scale s]."""
+  """model(x, v=None) -> [(patch logits [B, h_s, w_s], feature maps) for each scale s]; v, the
+  identity vector each face is judged with, is required with cfg.disc_projection and ignored
+  without it."""
 
   def __init__(self, cfg: SimSwapConfig, *, rngs: nnx.Rngs):
     self.image_shape = tuple(cfg.image_shape)
-    self.nets = nnx.List([PatchGAN(cfg.disc_channels, cfg.image_shape[-1], rngs=rngs)
+    self.projection = bool(cfg.disc_projection)
+    id_dim = cfg.id_dim if cfg.disc_projection else 0
+    self.nets = nnx.List([PatchGAN(cfg.disc_channels, cfg.image_shape[-1], id_dim, rngs=rngs)
                           for _ in range(cfg.num_scales)])  # fmt: skip
 
-  def __call__(self, x: jax.Array) -> list[tuple[jax.Array, list[jax.Array]]]:
+  def __call__(self, x: jax.Array, v: jax.Array | None = None):
     nn.check_images(x, self.image_shape, "MultiScaleDiscriminator")
+    v = v if self.projection else None
     out = []
     for i, net in enumerate(self.nets):
-      out.append(net(x))
+      out.append(net(x, v))
       if i + 1 < len(self.nets):
         x = downsample(x)
     return out
 
-  def critic(self, x: jax.Array) -> jax.Array:
+  def critic(self, x: jax.Array, v: jax.Array | None = None) -> jax.Array:
     """One score per example [B]: the mean patch logit, summed over scales (for the penalty)."""
-    return sum(logits.mean(axis=(1, 2)) for logits, _ in self(x))
+    return sum(logits.mean(axis=(1, 2)) for logits, _ in self(x, v))
 
 
 def unit(v: jax.Array) -> jax.Array:

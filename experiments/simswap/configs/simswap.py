@@ -10,7 +10,10 @@ target's face interior low-passed by 3 px before the generator; seed 0 at 2892 s
 identity loss's target, is the unit mean identity vector of the source's person over their
 training faces, as a swap uses, instead of F of the one source photo; with bottleneck, seed 0:
 8.7% / 32.0% match under dlib at step 1500, 2.2% / 20.0% at 2892, worse than bottleneck alone),
-smoke (2 steps on generated faces with a random frozen identity net).
+cond_d (the discriminator judges (face, identity vector) pairs through a projection term and
+learns to call a real face judged with another person's vector fake, so the identity of a swap is
+also judged by a net that keeps learning on the training faces; --config.model.disc_projection,
+--config.loss.mismatch), smoke (2 steps on generated faces with a random frozen identity net).
 Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
 gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020). --config.loss.id_blur=SIGMA: the
 identity loss scores the swap and source low-passed by a Gaussian of SIGMA pixels (0: off; 1.5
@@ -27,7 +30,7 @@ change 0.054 against a self-swap error of 0.035.
 
 import ml_collections
 
-VARIANTS = ("default", "bottleneck", "blur_target", "person", "smoke")
+VARIANTS = ("default", "bottleneck", "blur_target", "person", "cond_d", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -42,11 +45,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(100, 100, 3), channels=(32, 64, 128), num_blocks=4, id_dim=128,
     disc_channels=(32, 64, 128), num_scales=2, bottleneck=0, adain_decoder=False, target_blur=0.0,
+    disc_projection=False,
   ))  # fmt: skip
   c.loss = ml_collections.ConfigDict(dict(
     identity=10.0, reconstruction=10.0, feature_matching=10.0, gp=1e-5, adversarial=1.0,
     fm_layers=1, same_fraction=0.5, id_views=0, id_blur=0.0, dssim=0.0, background=1.0,
-    source_identity="image",
+    source_identity="image", mismatch=0.0,
   ))  # fmt: skip
   c.augment = ml_collections.ConfigDict(dict(
     flip=True, rotate=5.0, scale=0.03, shift=0.03, warp=0.0, warp_grid=5, brightness=0.05,
@@ -72,6 +76,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.model.target_blur = 3.0
     elif name == "person":  # v_s: the unit mean identity of the source's person, not of one photo
       c.loss.source_identity = "person"
+    elif name == "cond_d":  # D judges (face, identity) pairs, and real faces with another's as fake
+      c.model.disc_projection, c.loss.mismatch = True, 1.0
     elif name == "smoke":
       c.dataset, c.identity_workdir, c.loss.id_views = "mock", "", 2
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
