@@ -526,6 +526,18 @@ def identity_loss(v_result: jax.Array, v_source: jax.Array, *, eps: float = 1e-8
   return 1.0 - dot / jnp.maximum(norms, eps)
 
 
+def uniform_confusion(logits: jax.Array) -> jax.Array:
+  """KL(uniform || softmax(logits)) per example [B] for logits [B, K]: -log K - mean_k log p_k.
+
+  0 exactly when the classifier's prediction is uniform: the loss of an encoder that hides the
+  class from a classifier of its code (a latent adversary; Lample et al. 2017, Fader Networks)
+  without pushing it to the wrong class, as maximizing the classifier's cross-entropy would."""
+  if logits.ndim != 2:
+    raise ValueError(f"uniform_confusion: want logits [B, K], got shape {logits.shape}.")
+  k = logits.shape[-1]
+  return -jnp.log(k) - jax.nn.log_softmax(logits, axis=-1).mean(-1)
+
+
 def feature_matching(feats_fake, feats_real) -> jax.Array:
   """Feature-matching loss per example: sum over layers l of mean |D_l(fake) - D_l(real)|
   (pix2pixHD, Wang et al. 2018; SimSwap's "weak" variant passes only the last layers).

@@ -192,6 +192,25 @@ def test_feature_matching_is_mean_abs_difference_summed_over_layers(key):
     losses.feature_matching(a, b[:1])
 
 
+def test_uniform_confusion_is_the_kl_from_uniform_and_its_gradient(key):
+  logits = 2.0 * jax.random.normal(key, (6, 5))
+  out = losses.uniform_confusion(logits)
+  lg = np.asarray(logits, np.float64)
+  p = np.exp(lg - lg.max(1, keepdims=True))
+  p /= p.sum(1, keepdims=True)
+  np.testing.assert_allclose(out, (0.2 * np.log(0.2 / p)).sum(1), rtol=1e-5)  # KL(u || p)
+  np.testing.assert_allclose(losses.uniform_confusion(jnp.full((2, 5), 3.0)), 0.0, atol=1e-6)
+  assert float(out.min()) > 0
+  # Its gradient against central finite differences along a random direction (float64 in NumPy).
+  f = lambda z: losses.uniform_confusion(z).sum()
+  kl = lambda z: (0.2 * (np.log(0.2) - (z - np.log(np.exp(z).sum(1, keepdims=True))))).sum()
+  d = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (6, 5)), np.float64)
+  fd = (kl(lg + 1e-5 * d) - kl(lg - 1e-5 * d)) / 2e-5
+  np.testing.assert_allclose(jnp.vdot(jax.grad(f)(logits), d), fd, rtol=1e-4)
+  with pytest.raises(ValueError, match=r"\[B, K\]"):
+    losses.uniform_confusion(logits[0])
+
+
 def test_adain_sets_per_channel_mean_and_std(key):
   x = 3.0 * jax.random.normal(key, (2, 6, 5, 4)) + 1.0
   scale = jnp.array([[0.5, 2.0, 1.0, 3.0], [1.5, 0.1, 4.0, 1.0]])

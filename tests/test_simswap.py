@@ -294,14 +294,19 @@ def test_person_sources_pair_each_target_with_the_identity_of_its_sources_person
     sim_train.LossConfig(source_identity="photo")
 
 
-def test_smoke_run_with_person_identities_and_a_projection_discriminator(tmp_path):
-  config = sim_config.get_config("smoke,person,cond_d")
+def test_smoke_run_with_person_identities_a_projection_discriminator_and_a_code_adversary(tmp_path):
+  config = sim_config.get_config("smoke,bottleneck,person,cond_d,code_adv")
   assert config.loss.source_identity == "person"
   assert config.model.disc_projection and config.loss.mismatch == 1.0
+  assert config.model.code_classes == 5 and config.loss.code_adversary == 1.0
   results = sim_train.train_and_evaluate(config, str(tmp_path))
   assert results["step"] == 2 and np.isfinite(results["self_l1"])
   metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-  assert all(np.isfinite(m["d_mismatch"]) for m in metrics if "d_loss" in m)
+  for k in ("d_mismatch", "code_ce", "code_confusion"):
+    assert all(np.isfinite(m[k]) for m in metrics if "d_loss" in m), k
+  config.model.code_classes = 3  # fewer than the 4 generated people
+  with pytest.raises(ValueError, match="code_classes = 3"):
+    sim_train.build(config, sharding.make_mesh(1), sim_train.load_data(config)[0])
   defs, state, restored = sim_train.restore(tmp_path)  # to swap: no training faces needed
   assert int(state.step) == 2 and restored.loss.source_identity == "person"
   assert restored.model.disc_projection
@@ -355,3 +360,44 @@ def test_matching_aware_discriminator_loss_against_its_terms(key):
                              + 0.7 * terms["d_mismatch"], rtol=1e-6)  # fmt: skip
   with pytest.raises(ValueError, match="disc_projection"):
     sim_train.make_train_step(defs, g_tx, d_tx, cfg, augment.AugmentConfig())
+
+
+CODE = dataclasses.replace(CFG, bottleneck=7, code_classes=3)
+
+
+def test_code_adversary_terms_against_an_independent_cross_entropy_and_kl(key):
+  """D's code classifier learns the targets' people from G's codes (cross-entropy in L_D); G pays
+  code_adversary * KL(uniform || classifier(code)) for codes that tell them."""
+  defs, state, g_tx, d_tx, x, v, same = _setup(key, CODE)
+  g = jax.jit(lambda s, x, v: (lambda g: (g(x, v), g.decode(g.encode(x), v), g.encode(x)))(
+    sim_train.generator(defs, s)))  # fmt: skip
+  out, again, code = g(state, x, v)
+  np.testing.assert_array_equal(out, again)  # __call__ is decode(encode(x))
+  chex.assert_shape(code, (4, 7))
+  y = jnp.array([0, 2, 1, 2])
+  logits = np.asarray(jax.jit(sim_train.discriminator(defs, state).classify_code)(code), np.float64)
+  logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+  # D: the classifier's cross-entropy is added to the hinge and penalty terms.
+  fake = jax.nn.sigmoid(out)
+  step = functools.partial(sim_train.d_step, defs=defs, d_tx=d_tx, cfg=sim_train.LossConfig())
+  _, terms = jax.jit(step)(state, x, fake, key, codes=code, y=y)
+  np.testing.assert_allclose(terms["code_ce"], -logp[np.arange(4), y].mean(), rtol=1e-5)
+  np.testing.assert_allclose(terms["code_acc"], (logits.argmax(1) == np.asarray(y)).mean())
+  np.testing.assert_allclose(terms["d_loss"], terms["d_hinge"] + 1e-5 * terms["gp"]
+                             + terms["code_ce"], rtol=1e-6)  # fmt: skip
+  # G: the confusion term is KL(uniform || p) of the classifier on G's own code.
+  cfg = sim_train.LossConfig(code_adversary=0.3)
+  loss, t = jax.jit(lambda s: sim_train.g_terms(defs, s, s.g_params, x, v, same, key, cfg))(state)
+  np.testing.assert_allclose(t["code_confusion"], (-np.log(3) - logp.mean(1)).mean(), rtol=1e-4)
+  rest = 10 * (t["id_loss"] + t["rec_l1"] + t["fm"]) + t["g_adv"]
+  np.testing.assert_allclose(loss, rest + 0.3 * t["code_confusion"], rtol=1e-5)
+  # The confusion term reaches the encoder: its gradient moves the encoder's parameters.
+  grad = jax.jit(jax.grad(lambda p: sim_train.g_terms(defs, state, p, x, v, same, key, cfg)[1][
+    "code_confusion"]))(state.g_params)  # fmt: skip
+  assert float(jnp.abs(grad["to_code"]["kernel"][...]).max()) > 0
+  assert float(jnp.abs(grad["from_code"]["kernel"][...]).max()) == 0  # the decoder: untouched
+  with pytest.raises(ValueError, match="code_classes"):
+    sim_train.make_train_step(defs, g_tx, d_tx, cfg, augment.AugmentConfig())
+  with pytest.raises(ValueError, match="bottleneck"):
+    nnx.eval_shape(lambda: simswap.MultiScaleDiscriminator(
+      dataclasses.replace(CFG, code_classes=3), rngs=nnx.Rngs(0)))  # fmt: skip

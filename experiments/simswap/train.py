@@ -77,6 +77,10 @@ class LossConfig:
   # face judged with another person's identity vector fake, hinge max(0, 1 + D(x_t, v_s)) over the
   # batch's pairs of two people (Reed et al. 2016, "Generative Adversarial Text to Image Synthesis").
   mismatch: float = 0.0
+  # Weight of the latent adversary (with model.code_classes): D's code classifier learns the
+  # person of each target from G's code (cross-entropy, weight 1 in L_D), and G's encoder is
+  # penalized by code_adversary * KL(uniform || classifier(code)) for letting it tell.
+  code_adversary: float = 0.0
 
   def __post_init__(self):
     if self.source_identity not in ("image", "person"):
@@ -175,13 +179,14 @@ def two_people(y: jax.Array, same: jax.Array) -> jax.Array:
 
 
 def d_step(state: pair.PairState, x_t, fake, key, *, defs: Defs, d_tx, cfg: LossConfig,
-           v_real=None, v_fake=None, mismatch=None):  # fmt: skip
+           v_real=None, v_fake=None, mismatch=None, codes=None, y=None):  # fmt: skip
   """One discriminator update (hinge + WGAN-GP); the generator and its optimizer pass through.
 
   With a projection discriminator (model.disc_projection) the real faces x_t are judged with
   their own identity vectors v_real, the fakes with the v_fake they were drawn with, and, with
   cfg.mismatch > 0, the real faces x_t judged with v_fake count as fakes where `mismatch` [B]
-  (the pair's two faces are of two people)."""
+  (the pair's two faces are of two people). With codes [B, bottleneck] (G's codes of the targets,
+  held fixed) and their people y [B], D's code classifier is trained by cross-entropy too."""
 
   def objective(d_params):
     disc = discriminator(defs, state, d_params)
@@ -198,6 +203,11 @@ def d_step(state: pair.PairState, x_t, fake, key, *, defs: Defs, d_tx, cfg: Loss
       per_example = sum(jax.nn.relu(1.0 + r).mean(axis=(1, 2)) for r, _ in disc(x_t, v_fake))
       terms["d_mismatch"] = (w * per_example).sum() / jnp.maximum(w.sum(), 1.0)
       loss = loss + cfg.mismatch * terms["d_mismatch"]
+    if codes is not None:
+      logits = disc.classify_code(codes)
+      terms["code_ce"] = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+      terms["code_acc"] = (logits.argmax(-1) == y).mean()
+      loss = loss + terms["code_ce"]
     terms["d_loss"] = loss
     return loss, terms
 
@@ -214,7 +224,9 @@ def g_terms(defs: Defs, state: pair.PairState, g_params, x_t, v_s, same, key, cf
   the low-passed source).
   """
   x_in = x_t if x_in is None else x_in
-  fake = jax.nn.sigmoid(generator(defs, state, g_params)(x_in, v_s))
+  g = generator(defs, state, g_params)
+  code = g.encode(x_in)
+  fake = jax.nn.sigmoid(g.decode(code, v_s))
   disc = discriminator(defs, state)
   # judged with the identity it was drawn with (a projection D); real_out gives only features
   fake_out, real_out = disc(fake, v_s), disc(x_t, v_s)
@@ -231,8 +243,12 @@ def g_terms(defs: Defs, state: pair.PairState, g_params, x_t, v_s, same, key, cf
   dssim = (w * losses.dssim(y, x_t)).sum() / jnp.maximum(w.sum(), 1.0)
   loss = (cfg.adversarial * adv + cfg.identity * ident + cfg.reconstruction * rec
           + cfg.dssim * dssim + cfg.feature_matching * fm)  # fmt: skip
-  return loss, {"g_adv": adv, "fm": fm, "id_loss": ident, "rec_l1": rec, "rec_dssim": dssim,
-                "g_loss": loss}  # fmt: skip
+  terms = {"g_adv": adv, "fm": fm, "id_loss": ident, "rec_l1": rec, "rec_dssim": dssim}
+  if cfg.code_adversary > 0:
+    terms["code_confusion"] = losses.uniform_confusion(disc.classify_code(code)).mean()
+    loss = loss + cfg.code_adversary * terms["code_confusion"]
+  terms["g_loss"] = loss
+  return loss, terms
 
 
 def g_step(state: pair.PairState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg: LossConfig,
@@ -243,16 +259,21 @@ def g_step(state: pair.PairState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg:
 
 
 def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.AugmentConfig,
-                    id_table=None, projection: bool = False):  # fmt: skip
+                    id_table=None, projection: bool = False, code_classes: int = 0):  # fmt: skip
   """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B], region) -> one D update, one G
   update. id_table [people, D] (person_identities of the training faces) is needed when
   cfg.source_identity == "person": v_s is then the row of the source's person. projection: the
-  discriminator judges (face, identity) pairs (model.disc_projection), needed by cfg.mismatch."""
+  discriminator judges (face, identity) pairs (model.disc_projection), needed by cfg.mismatch;
+  code_classes: people its code classifier tells apart (model.code_classes), needed by
+  cfg.code_adversary."""
   if cfg.source_identity == "person" and id_table is None:
     raise ValueError("loss.source_identity = 'person' needs the table of person identities.")
   if cfg.mismatch > 0 and not projection:
     raise ValueError("loss.mismatch > 0 needs a discriminator that reads the identity vector: "
                      "set model.disc_projection = True.")  # fmt: skip
+  if cfg.code_adversary > 0 and not code_classes:
+    raise ValueError("loss.code_adversary > 0 needs the discriminator's code classifier: set "
+                     "model.code_classes to the number of people (and model.bottleneck).")  # fmt: skip
   table = None if id_table is None else jnp.asarray(id_table)
 
   def train_step(state: pair.PairState, batch, key: jax.Array):
@@ -267,7 +288,9 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.Augmen
     v_id = None
     if cfg.id_blur > 0:
       v_id = jax.lax.stop_gradient(identity_vector(defs, state, augment.blur(x_s, cfg.id_blur)))
-    fake = jax.lax.stop_gradient(jax.nn.sigmoid(generator(defs, state)(x_in, v_s)))
+    g = generator(defs, state)
+    codes = jax.lax.stop_gradient(g.encode(x_in))
+    fake = jax.lax.stop_gradient(jax.nn.sigmoid(g.decode(codes, v_s)))
     # the targets' own identity vectors and the pairs of two people, for a projection D
     if cfg.source_identity == "person":
       v_t = table[y]
@@ -275,7 +298,8 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.Augmen
       v_t = jax.lax.stop_gradient(identity_vector(defs, state, x_t)) if projection else None
     mismatch = two_people(y, same)
     state, d_terms = d_step(state, x_t, fake, jax.random.fold_in(step_key, D_UPDATE), defs=defs,
-                            d_tx=d_tx, cfg=cfg, v_real=v_t, v_fake=v_s, mismatch=mismatch)  # fmt: skip
+                            d_tx=d_tx, cfg=cfg, v_real=v_t, v_fake=v_s, mismatch=mismatch,
+                            codes=codes if code_classes else None, y=y)  # fmt: skip
     state, g_terms_ = g_step(state, x_t, v_s, same, jax.random.fold_in(step_key, G_UPDATE), defs=defs,
                              g_tx=g_tx, cfg=cfg, x_in=x_in, weight=weight, v_id=v_id)  # fmt: skip
     metrics = dict(d_terms, **g_terms_)
@@ -333,8 +357,11 @@ def build(config: ml_collections.ConfigDict, mesh, train: faces.FaceDataset | No
     if train is None:
       return defs, state, None
     id_table = person_identities(defs, state, train)
+  if model_cfg.code_classes and train is not None and len(train.names) > model_cfg.code_classes:
+    raise ValueError(f"config.model.code_classes = {model_cfg.code_classes}, but the training "
+                     f"faces hold {len(train.names)} people.")  # fmt: skip
   return defs, state, make_train_step(defs, g_tx, d_tx, loss_cfg, aug, id_table,
-                                      model_cfg.disc_projection)  # fmt: skip
+                                      model_cfg.disc_projection, model_cfg.code_classes)  # fmt: skip
 
 
 def eval_fn(defs: Defs):

@@ -36,6 +36,13 @@ identity): each patch logit gains the projection term <W v, h> of its last hidde
 than v is a fake the discriminator can learn to tell, and its judgement of identity is learned on
 the training faces and keeps adapting, where the frozen identity net is a fixed target the
 generator can learn to satisfy with patterns the eye does not see.
+
+With code_classes > 0 (and a bottleneck) the discriminator module also holds a classifier that
+tells the person from the generator's code (an MLP, code -> code_classes logits); trained against
+an encoder that makes its prediction uniform, the code keeps pose, expression and light but not
+who it is, so the decoder can draw the face only from the identity vector (a latent adversary as
+in Fader Networks, Lample et al. 2017: the mechanism of model (a), whose decoders each know one
+person, with one decoder for everyone).
 """
 
 import dataclasses
@@ -63,6 +70,7 @@ class SimSwapConfig:
   target_blur: 0 (off) or the sigma in pixels of the Gaussian that low-passes the target's face
     interior before the encoder (interior_blur).
   disc_projection: the discriminator judges (face, identity vector) pairs (projection term).
+  code_classes: 0 (off) or the number of people the code classifier tells apart (needs bottleneck).
   """
 
   image_shape: tuple[int, int, int] = (100, 100, 3)
@@ -75,6 +83,7 @@ class SimSwapConfig:
   adain_decoder: bool = False
   target_blur: float = 0.0
   disc_projection: bool = False
+  code_classes: int = 0
 
 
 def interior_blur(x: jax.Array, sigma: float) -> jax.Array:
@@ -138,11 +147,21 @@ class Generator(nnx.Module):
     nn.check_images(x, self.image_shape, "Generator")
     if v.shape != (x.shape[0], self.id_dim):
       raise ValueError(f"Generator: want v [{x.shape[0]}, {self.id_dim}], got {v.shape}.")
+    return self.decode(self.encode(x), v)
+
+  def encode(self, x: jax.Array) -> jax.Array:
+    """The target's code: [B, bottleneck] with a bottleneck, else features [B, H/4, W/4, c2]."""
     h = _act(self.stem(2.0 * interior_blur(x, self.target_blur) - 1.0))
     h = _act(self.down2(_act(self.down1(h))))
     if hasattr(self, "to_code"):
-      code = self.to_code(_act(self.down3(h)).reshape(x.shape[0], -1))
-      h = _act(self.from_code(code)).reshape(x.shape[0], *self.grid)
+      return self.to_code(_act(self.down3(h)).reshape(x.shape[0], -1))
+    return h
+
+  def decode(self, code: jax.Array, v: jax.Array) -> jax.Array:
+    """Logits [B, H, W, 3] from a code of `encode` and identity vectors v [B, id_dim]."""
+    h = code
+    if hasattr(self, "to_code"):
+      h = _act(self.from_code(code)).reshape(code.shape[0], *self.grid)
     for block in self.blocks:
       h = block(h, v)
     norms = getattr(self, "up_norms", (lambda h, v: h, lambda h, v: h))
@@ -203,6 +222,11 @@ class MultiScaleDiscriminator(nnx.Module):
     id_dim = cfg.id_dim if cfg.disc_projection else 0
     self.nets = nnx.List([PatchGAN(cfg.disc_channels, cfg.image_shape[-1], id_dim, rngs=rngs)
                           for _ in range(cfg.num_scales)])  # fmt: skip
+    if cfg.code_classes:
+      if not cfg.bottleneck:
+        raise ValueError("code_classes > 0 classifies the generator's code: set a bottleneck.")
+      self.code_head = nnx.List([nnx.Linear(cfg.bottleneck, 256, rngs=rngs),
+                                 nnx.Linear(256, cfg.code_classes, rngs=rngs)])  # fmt: skip
 
   def __call__(self, x: jax.Array, v: jax.Array | None = None):
     nn.check_images(x, self.image_shape, "MultiScaleDiscriminator")
@@ -213,6 +237,10 @@ class MultiScaleDiscriminator(nnx.Module):
       if i + 1 < len(self.nets):
         x = downsample(x)
     return out
+
+  def classify_code(self, code: jax.Array) -> jax.Array:
+    """Logits [B, code_classes] of the person whose face the generator's code [B, bottleneck] is."""
+    return self.code_head[1](_act(self.code_head[0](code)))
 
   def critic(self, x: jax.Array, v: jax.Array | None = None) -> jax.Array:
     """One score per example [B]: the mean patch logit, summed over scales (for the penalty)."""

@@ -30,7 +30,7 @@ change 0.054 against a self-swap error of 0.035.
 
 import ml_collections
 
-VARIANTS = ("default", "bottleneck", "blur_target", "person", "cond_d", "smoke")
+VARIANTS = ("default", "bottleneck", "blur_target", "person", "cond_d", "code_adv", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -45,12 +45,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
     image_shape=(100, 100, 3), channels=(32, 64, 128), num_blocks=4, id_dim=128,
     disc_channels=(32, 64, 128), num_scales=2, bottleneck=0, adain_decoder=False, target_blur=0.0,
-    disc_projection=False,
+    disc_projection=False, code_classes=0,
   ))  # fmt: skip
   c.loss = ml_collections.ConfigDict(dict(
     identity=10.0, reconstruction=10.0, feature_matching=10.0, gp=1e-5, adversarial=1.0,
     fm_layers=1, same_fraction=0.5, id_views=0, id_blur=0.0, dssim=0.0, background=1.0,
-    source_identity="image", mismatch=0.0,
+    source_identity="image", mismatch=0.0, code_adversary=0.0,
   ))  # fmt: skip
   c.augment = ml_collections.ConfigDict(dict(
     flip=True, rotate=5.0, scale=0.03, shift=0.03, warp=0.0, warp_grid=5, brightness=0.05,
@@ -78,6 +78,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.loss.source_identity = "person"
     elif name == "cond_d":  # D judges (face, identity) pairs, and real faces with another's as fake
       c.model.disc_projection, c.loss.mismatch = True, 1.0
+    elif (
+      name == "code_adv"
+    ):  # a code classifier for the five people, and an encoder that hides them
+      c.model.code_classes, c.loss.code_adversary = 5, 1.0
     elif name == "smoke":
       c.dataset, c.identity_workdir, c.loss.id_views = "mock", "", 2
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
