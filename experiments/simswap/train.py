@@ -20,6 +20,11 @@ Each step makes two updates with separate optax states:
            + w_rec mean over reconstruction pairs of |y - x_t|       (L1, same person and image)
            + w_fm  sum_scales FM(last fm_layers of D on y, on x_t)   (weak feature matching).
 The paper's weights are w_id = 10, w_rec = 10, w_fm = 10, w_gp = 1e-5 (Chen et al. 2020, sec. 4).
+Options beyond the paper: a projection D that judges (face, identity vector) pairs, with a
+matching-aware term that calls real faces under another person's vector fake (model.disc_projection,
+loss.mismatch); a latent adversary, D's classifier of the person from G's bottleneck code against
+an encoder penalized by w_code * KL(uniform || classifier(code)) (model.code_classes,
+loss.code_adversary).
 Evaluation on the held-out images: self-swap (source = target) L1 / PSNR / SSIM, and for swaps to
 another person the cosine under F to the source and to the target; preview: a swap matrix.
 """
