@@ -401,3 +401,17 @@ def test_code_adversary_terms_against_an_independent_cross_entropy_and_kl(key):
   with pytest.raises(ValueError, match="bottleneck"):
     nnx.eval_shape(lambda: simswap.MultiScaleDiscriminator(
       dataclasses.replace(CFG, code_classes=3), rngs=nnx.Rngs(0)))  # fmt: skip
+
+
+def test_pair_variant_trains_on_the_evaluated_pair_with_one_code_class_each():
+  config = sim_config.get_config("bottleneck,person,code_adv,pair")
+  assert tuple(config.people) == ("George_W_Bush", "Colin_Powell")
+  assert config.model.code_classes == 2 and config.loss.code_adversary == 1.0
+  assert sim_config.get_config("bottleneck,code_adv").model.code_classes == 5
+  smoke = sim_config.get_config("smoke")
+  smoke.people = ("person_3", "person_1")
+  train, test = sim_train.load_data(smoke)
+  all_train, _ = sim_train.load_data(sim_config.get_config("smoke"))
+  assert train.names == ("person_3", "person_1") and set(np.unique(train.y)) == {0, 1}
+  np.testing.assert_array_equal(train.x, all_train.x[np.isin(all_train.y, [3, 1])])
+  assert len(test) > 0 and set(np.unique(test.y)) <= {0, 1}

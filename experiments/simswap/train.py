@@ -336,9 +336,10 @@ def identity_net(config, mesh):
 
 
 def load_data(config) -> tuple[faces.FaceDataset, faces.FaceDataset]:
-  """Train and held-out (`faces.is_held_out`) aligned faces of every person with photos."""
+  """Train and held-out (`faces.is_held_out`) aligned faces of config.people (() or absent: every
+  person with photos)."""
   return faces.swap_data(config.dataset, root=config.data_root, size=config.model.image_shape[0],
-                         seed=config.seed)  # fmt: skip
+                         names=tuple(config.get("people", ())) or None, seed=config.seed)  # fmt: skip
 
 
 def build(config: ml_collections.ConfigDict, mesh, train: faces.FaceDataset | None = None):
@@ -362,9 +363,9 @@ def build(config: ml_collections.ConfigDict, mesh, train: faces.FaceDataset | No
     if train is None:
       return defs, state, None
     id_table = person_identities(defs, state, train)
-  if model_cfg.code_classes and train is not None and len(train.names) > model_cfg.code_classes:
+  if model_cfg.code_classes and train is not None and len(train.names) != model_cfg.code_classes:
     raise ValueError(f"config.model.code_classes = {model_cfg.code_classes}, but the training "
-                     f"faces hold {len(train.names)} people.")  # fmt: skip
+                     f"faces hold {len(train.names)} people (one class each).")  # fmt: skip
   return defs, state, make_train_step(defs, g_tx, d_tx, loss_cfg, aug, id_table,
                                       model_cfg.disc_projection, model_cfg.code_classes)  # fmt: skip
 
