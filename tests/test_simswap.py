@@ -298,13 +298,13 @@ def test_smoke_run_with_person_identities_a_projection_discriminator_and_a_code_
   config = sim_config.get_config("smoke,bottleneck,person,cond_d,code_adv")
   assert config.loss.source_identity == "person"
   assert config.model.disc_projection and config.loss.mismatch == 1.0
-  assert config.model.code_classes == 5 and config.loss.code_adversary == 1.0
+  assert config.model.code_classes == 4 and config.loss.code_adversary == 1.0  # 4 generated people
   results = sim_train.train_and_evaluate(config, str(tmp_path))
   assert results["step"] == 2 and np.isfinite(results["self_l1"])
   metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   for k in ("d_mismatch", "code_ce", "code_confusion"):
     assert all(np.isfinite(m[k]) for m in metrics if "d_loss" in m), k
-  config.model.code_classes = 3  # fewer than the 4 generated people
+  config.model.code_classes = 3  # not one class per generated person
   with pytest.raises(ValueError, match="code_classes = 3"):
     sim_train.build(config, sharding.make_mesh(1), sim_train.load_data(config)[0])
   defs, state, restored = sim_train.restore(tmp_path)  # to swap: no training faces needed
