@@ -86,10 +86,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.loss.source_identity = "person"
     elif name == "cond_d":  # D judges (face, identity) pairs, and real faces with another's as fake
       c.model.disc_projection, c.loss.mismatch = True, 1.0
-    elif (
-      name == "code_adv"
-    ):  # a code classifier for the five people, and an encoder that hides them
-      c.model.code_classes, c.loss.code_adversary = 5, 1.0
+    elif name == "code_adv":
+      c.loss.code_adversary = 1.0  # an encoder that hides the person; code_classes set below
     elif name == "pair":  # only the pair's training photos, as (a): 16 of the pair per step
       c.people = PAIR
     elif name == "smoke":
