@@ -332,11 +332,17 @@ def test_projection_discriminator_adds_the_identity_projection_to_each_patch(key
   np.testing.assert_array_equal(other[0][1][-1], out[0][1][-1])
   np.testing.assert_allclose(jax.jit(d.critic)(x, v), sum(lg.mean((1, 2)) for lg, _ in out),
                              rtol=1e-5)  # fmt: skip
+  # Linear in v: judging with v[::-1] is out's logits moved by the projection of the change.
+  moved = jax.jit(d.reproject)(out, v[::-1] - v)
+  for m, (lg, _) in zip(moved, other, strict=True):
+    np.testing.assert_allclose(m, lg, rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match="projection"):
     d(x)
   plain = nn.build(lambda: simswap.MultiScaleDiscriminator(CFG, rngs=nnx.Rngs(1)))
   np.testing.assert_array_equal(jax.jit(plain)(x, v)[0][0], jax.jit(plain)(x)[0][0])  # v ignored
   assert not hasattr(plain.nets[0], "embed")
+  with pytest.raises(ValueError, match="disc_projection"):
+    plain.reproject(plain(x), v)
 
 
 def test_matching_aware_discriminator_loss_against_its_terms(key):

@@ -205,7 +205,9 @@ def d_step(state: pair.PairState, x_t, fake, key, *, defs: Defs, d_tx, cfg: Loss
              "d_fake": sum(f.mean() for f, _ in fake_out)}  # fmt: skip
     if cfg.mismatch > 0:
       w = mismatch.astype(x_t.dtype)
-      per_example = sum(jax.nn.relu(1.0 + r).mean(axis=(1, 2)) for r, _ in disc(x_t, v_fake))
+      # the real faces judged with v_fake: real_out's logits moved by the projection of the change
+      per_example = sum(jax.nn.relu(1.0 + r).mean(axis=(1, 2))
+                        for r in disc.reproject(real_out, v_fake - v_real))  # fmt: skip
       terms["d_mismatch"] = (w * per_example).sum() / jnp.maximum(w.sum(), 1.0)
       loss = loss + cfg.mismatch * terms["d_mismatch"]
     if codes is not None:

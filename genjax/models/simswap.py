@@ -238,6 +238,16 @@ class MultiScaleDiscriminator(nnx.Module):
         x = downsample(x)
     return out
 
+  def reproject(self, out, dv: jax.Array) -> list[jax.Array]:
+    """The patch logits of `out` = self(x, v) as self(x, v + dv) gives them, without a second pass.
+
+    The projection term <embed(v), h> is linear in v (embed has no bias) and the features h do
+    not depend on v, so each scale's logits move by <embed(dv), h> for its last hidden map h."""
+    if not self.projection:
+      raise ValueError("reproject needs a projection discriminator (disc_projection).")
+    return [logits + jnp.einsum("bhwc,bc->bhw", feats[-1], net.embed(dv))
+            for (logits, feats), net in zip(out, self.nets, strict=True)]  # fmt: skip
+
   def classify_code(self, code: jax.Array) -> jax.Array:
     """Logits [B, code_classes] of the person whose face the generator's code [B, bottleneck] is."""
     return self.code_head[1](_act(self.code_head[0](code)))
