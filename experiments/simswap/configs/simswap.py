@@ -19,7 +19,8 @@ is trained to leave at a uniform guess: --config.model.code_classes,
 --config.loss.code_adversary; with bottleneck and person, seed 0, 1500 steps: 21.7% / 8.0%), pair
 (trained on George_W_Bush and Colin_Powell only, the pair the evaluation swaps, as model (a) is;
 bottleneck,person,code_adv,pair, seed 0, 1500 steps: 17.4% / 64.0% match under dlib, top-1 38.0%;
-seeds 0, 1, 2 at 2000 steps: 34.8% +- 10.9% / 41.3% +- 10.1%, top-1 37.1% +- 4.3%: the best (c)),
+seeds 0, 1, 2 at 2000 steps: 34.8% +- 10.9% / 41.3% +- 10.1%, top-1 37.1% +- 4.3%; at 2500 steps
+54.3% +- 5.8% / 58.7% +- 26.6%, top-1 45.5%, landmark error 0.048: the best (c)),
 smoke (2 steps on generated faces with a random frozen identity net).
 Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
 gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020). --config.loss.id_blur=SIGMA: the
