@@ -3,6 +3,9 @@
 Run (after the identity-loss net, whose workdir is config.identity_workdir):
   python scripts/train.py --config experiments/identity/configs/identity.py --workdir runs/identity/loss_net
   python scripts/train.py --config experiments/simswap/configs/simswap.py:bottleneck --workdir runs/faceswap/c
+The best variant so far (three seeds: experiments/faceswap/README.md, "Three seeds of (c)"):
+  python scripts/train.py --config experiments/simswap/configs/simswap.py:bottleneck,person,code_adv,pair \
+      --workdir runs/faceswap/c-pair --config.num_steps=2500
 Variants (comma-separated): default (the paper's generator), bottleneck (a code between encoder and
 ID blocks, AdaIN in the decoder: the variant trained here), blur_target (with bottleneck: the
 target's face interior low-passed by 3 px before the generator; seed 0 at 2892 steps: 15.2% /
@@ -14,9 +17,9 @@ cond_d (the discriminator judges (face, identity vector) pairs through a project
 learns to call a real face judged with another person's vector fake, so the identity of a swap is
 also judged by a net that keeps learning on the training faces; --config.model.disc_projection,
 --config.loss.mismatch; with bottleneck and person, seed 0, 1500 steps: 6.5% / 16.0% match under
-dlib, worse), code_adv (a classifier of the five people on the generator's code, which the encoder
-is trained to leave at a uniform guess: --config.model.code_classes,
---config.loss.code_adversary; with bottleneck and person, seed 0, 1500 steps: 21.7% / 8.0%), pair
+dlib, worse), code_adv (a classifier of the people trained on, one class each, on the
+generator's code, which the encoder is trained to leave at a uniform guess:
+--config.model.code_classes, --config.loss.code_adversary; with bottleneck and person, seed 0, 1500 steps: 21.7% / 8.0%), pair
 (trained on George_W_Bush and Colin_Powell only, the pair the evaluation swaps, as model (a) is;
 bottleneck,person,code_adv,pair, seed 0, 1500 steps: 17.4% / 64.0% match under dlib, top-1 38.0%;
 seeds 0, 1, 2 at 2000 steps: 34.8% +- 10.9% / 41.3% +- 10.1%, top-1 37.1% +- 4.3%; at 2500 steps
