@@ -157,6 +157,36 @@ def test_resuming_may_change_length_reporting_devices_and_data_paths(tmp_path):
   loop.setup(other, tmp_path)
 
 
+def test_a_field_added_after_a_run_was_saved_is_no_difference_while_it_is_off(tmp_path):
+  _train(_config(4), tmp_path)
+  off = _config(6, init_from="", loss=dict(landmarks=0.0), flags=(), landmark_workdir="")
+  assert int(_train(off, tmp_path).step) == 6
+  _train(_config(4), tmp_path / "new")  # a field that is on changes the run: refused
+  with pytest.raises(ValueError, match=r"loss.landmarks: '\(absent\)' \(saved\) -> 1.0"):
+    _train(_config(8, loss=dict(landmarks=1.0)), tmp_path / "new")
+
+
+def test_a_run_may_start_from_another_runs_checkpoint_with_other_loss_weights_only(tmp_path):
+  first = _train(_config(4), tmp_path / "a")
+  started = _config(6, init_from=str(tmp_path / "a"), loss=dict(landmarks=1.0))
+  state = _train(started, tmp_path / "b")
+  # steps 5 and 6 on top of the first run's step 4: as the first run would have gone on
+  whole = _train(_config(6), tmp_path / "c")
+  assert int(state.step) == 6
+  chex.assert_trees_all_close(state, whole)
+  assert int(first.step) == 4 and checkpoint.saved_steps(tmp_path / "a" / "checkpoints") == [2, 4]
+  # resumed, it reads its own checkpoints, not the other run's
+  started.num_steps = 8
+  assert int(_train(started, tmp_path / "b").step) == 8
+  other = _config(6, init_from=str(tmp_path / "a"))
+  other.learning_rate = 3e-4
+  with pytest.raises(ValueError, match=r"learning_rate: 0.001 \(there\) -> 0.0003 \(now\)"):
+    _train(other, tmp_path / "d")
+  missing = _config(6, init_from=str(tmp_path / "nowhere"))
+  with pytest.raises(ValueError, match="config.init_from: .*not found"):
+    _train(missing, tmp_path / "e")
+
+
 @pytest.mark.parametrize(
   "field, value, message",
   [

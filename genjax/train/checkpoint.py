@@ -176,6 +176,27 @@ def restore_latest(workdir: str | Path, state):
     ckpt.close()
 
 
+def restore_start(workdir: str | Path, state):
+  """`state` (a template: the freshly built train state) filled from the newest checkpoint of
+  another run's workdir that restores, for a run that starts from it (config.init_from). Nothing in
+  that workdir is moved; a newest step that does not restore is reported and the next older one
+  read. FileNotFoundError if it holds no checkpoint."""
+  directory = Path(workdir).absolute() / "checkpoints"
+  if not saved_steps(directory):
+    raise FileNotFoundError(f"no checkpoint in {directory} to start from; train that run first.")
+  abstract = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)
+  template = jax.tree.map(abstract, state)
+  manager = ocp.CheckpointManager(directory)
+  try:
+    step, restored, errors = _restore_newest(manager, ocp.args.StandardRestore(template))
+  finally:
+    manager.close()
+  for bad, e in errors:
+    print(f"checkpoint step {bad} in {directory} could not be restored ({type(e).__name__}: "
+          f"{_first_line(e)}); starting from step {step} instead.", file=sys.stderr)  # fmt: skip
+  return restored
+
+
 def restore_model(workdir: str | Path, make_model: Callable[[], nnx.Module], mesh):
   """(graphdef, (params, rest)) of a trained model, for inference: only the `params` and `rest`
   of the newest checkpoint in workdir/checkpoints (a genjax.train.state.TrainState; the optimizer

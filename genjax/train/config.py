@@ -98,6 +98,16 @@ RESUMABLE = (
 )  # fmt: skip
 
 
+# Fields in which a run started from another run's checkpoint (config.init_from) may differ from
+# that run, besides RESUMABLE: the objective's weights, the frozen net a new loss term reads, and
+# init_from itself. The model, optimizer, data and seed stay those of the run it starts from.
+INIT_MAY_CHANGE = ("loss.*", "init_from", "landmark_workdir")
+
+# Values that mean "off": a field absent from a saved config (written before the field existed)
+# that has one of these now leaves the run as it was.
+_OFF = (None, False, 0, 0.0, "", (), [])
+
+
 def leaves(config: Mapping, prefix: str = "") -> Iterator[tuple[str, Any]]:
   """(dotted path, value) of every leaf of a (nested) config or dict."""
   for key, value in config.items():
@@ -125,15 +135,19 @@ def plain(config) -> dict:
   return json.loads(json.dumps(config))
 
 
-def differences(saved: Mapping, config) -> list[tuple[str, Any, Any]]:
-  """(path, saved value, new value) of each field that differs and that a resume may not change."""
+def differences(saved: Mapping, config, may_change=RESUMABLE) -> list[tuple[str, Any, Any]]:
+  """(path, saved value, new value) of each field that differs and that a resume may not change
+  (patterns `may_change`). A field the saved config lacks is no difference while it is off (None,
+  False, 0, "" or empty): the saved run predates the field and ran without it."""
   old, new = dict(leaves(plain(saved))), dict(leaves(plain(config)))
   missing = object()
   out = []
   for path in sorted(old.keys() | new.keys()):
-    if any(fnmatch.fnmatchcase(path, p) for p in RESUMABLE):
+    if any(fnmatch.fnmatchcase(path, p) for p in may_change):
       continue
     a, b = old.get(path, missing), new.get(path, missing)
+    if a is missing and any(b == off and type(b) is type(off) for off in _OFF):
+      continue
     if a != b:
       out.append((path, "(absent)" if a is missing else a, "(absent)" if b is missing else b))
   return out
@@ -149,4 +163,17 @@ def check_resume(saved: Mapping, config, *, where: str = "the workdir") -> None:
       f"{where} holds checkpoints of a run with another config, so nothing was restored. "
       f"Fields that differ:\n{lines}\nUse a new --workdir, or pass the saved values "
       "(the workdir's config.json)."
+    )
+
+
+def check_init(saved: Mapping, config, *, where: str) -> None:
+  """Raises one ConfigError naming every field in which `config` differs from the `saved` config of
+  the run it starts from (config.init_from), except those in RESUMABLE and INIT_MAY_CHANGE."""
+  diff = differences(saved, config, RESUMABLE + INIT_MAY_CHANGE)
+  if diff:
+    lines = "\n".join(f"  {p}: {a!r} (there) -> {b!r} (now)" for p, a, b in diff)
+    raise ConfigError(
+      f"config.init_from = {where!r} holds a run with another model, optimizer, data or seed, so "
+      f"nothing was restored. Fields that differ:\n{lines}\nOnly the loss weights (loss.*) and "
+      "the nets a new loss term reads may differ from the run a run starts from."
     )

@@ -51,7 +51,12 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path):
   only run length, reporting, data paths and evaluation may differ); either raises a ConfigError
   (a ValueError) naming the fields. The config is then written to workdir/config.json (by
   process 0, replaced whole so that no process reads half of it), so a run can be restored before
-  it has finished."""
+  it has finished.
+
+  config.init_from (optional): the workdir of another run of the same model, optimizer, data and
+  seed, whose latest checkpoint (parameters, optimizer states and step) a new run starts from,
+  with other loss weights (tconfig.INIT_MAY_CHANGE), e.g. a loss term switched on for the last
+  steps of a schedule; once the run has checkpoints of its own it resumes from those."""
   tconfig.check_values(config)
   kernels.set_form(config.get("kernels"))
   try:
@@ -63,6 +68,11 @@ def setup(config: ml_collections.ConfigDict, workdir: str | Path):
   saved = workdir / "config.json"
   if saved.exists() and checkpoint.saved_steps(workdir / "checkpoints"):
     tconfig.check_resume(json.loads(saved.read_text()), config, where=str(workdir))
+  elif config.get("init_from"):  # a new run that starts from another run's latest checkpoint
+    other = Path(config.init_from) / "config.json"
+    if not other.exists():
+      raise tconfig.ConfigError(f"config.init_from: {other} not found; train that run first.")
+    tconfig.check_init(json.loads(other.read_text()), config, where=config.init_from)
   workdir.mkdir(parents=True, exist_ok=True)
   if distributed.is_main():
     partial = saved.with_name(saved.name + ".partial")
@@ -94,7 +104,10 @@ def run(
   """
   workdir, show = Path(workdir), show or {"loss": ".4f"}
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints", every=config.checkpoint_every)
-  state = ckpt.restore(state)
+  if ckpt.latest_step() is None and config.get("init_from"):
+    state = checkpoint.restore_start(config.init_from, state)  # params, optimizers and step
+  else:
+    state = ckpt.restore(state)
   start = int(state.step)
   writer = tlog.MetricWriter(workdir, start_step=start)
   bar = tqdm(total=config.num_steps, initial=start, desc=workdir.name, unit="step",
