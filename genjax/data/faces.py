@@ -256,13 +256,16 @@ def load_aligned(root: str | None = None, *, size: int = FACE_SIZE, min_images: 
   return _dataset(arrays)
 
 
-def mock(n: int = 64, *, num_ids: int = 4, size: int = FACE_SIZE, seed: int = 0) -> FaceDataset:
-  """Small generated faces for tests: a skin ellipse with eyes and mouth placed per identity."""
+def mock(n: int = 64, *, num_ids: int = 4, size: int = FACE_SIZE, seed: int = 0,
+         landmarks: bool = False) -> FaceDataset:  # fmt: skip
+  """Small generated faces for tests: a skin ellipse with eyes and mouth placed per identity; with
+  `landmarks`, 68 points in dlib's order on the drawn features (_mock_landmarks)."""
   rng = np.random.default_rng(seed)
   ids = np.random.default_rng(1234).uniform(size=(num_ids, 6))  # the same identities for any seed
   y = np.arange(n, dtype=np.int32) % num_ids
   yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
   x = np.empty((n, size, size, 3), np.float32)
+  lms = np.empty((n, 68, 2), np.float32)
   for i, k in enumerate(y):
     p, (dy, dx) = ids[k], rng.normal(0, 0.02, 2)
     bg = rng.uniform(0.1, 0.9, 3)
@@ -274,9 +277,31 @@ def mock(n: int = 64, *, num_ids: int = 4, size: int = FACE_SIZE, seed: int = 0)
     mouth = (np.abs(yy - 0.68 - dy) < 0.015) & (np.abs(xx - 0.5 - dx) < 0.06 + 0.06 * p[5])
     img = np.where(mouth[..., None], np.array([0.6, 0.2, 0.2]), img)
     x[i] = np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1)
+    lms[i] = _mock_landmarks(p, dy, dx) * size - 0.5  # pixel centres at integers
   names = tuple(f"person_{k}" for k in range(num_ids))
   files = tuple(f"{names[k]}_{i:04d}.png" for i, k in enumerate(y))
-  return FaceDataset(x=np.round(x * 255).astype(np.uint8), y=y, names=names, files=files)
+  return FaceDataset(x=np.round(x * 255).astype(np.uint8), y=y, names=names, files=files,
+                     landmarks=lms if landmarks else None)  # fmt: skip
+
+
+def _mock_landmarks(p: np.ndarray, dy: float, dx: float) -> np.ndarray:
+  """[68, 2] (x, y) in units of the image side: points in dlib's 68-point order on the features
+  that `mock` draws (jaw on the lower half of the face ellipse, brows above the eyes, nose, eye
+  rims, lip rims), so that tests of landmark code have labels that follow the faces."""
+  cx, cy, ax = 0.5 + dx, 0.5 + dy, 0.3 + 0.06 * p[0]
+  ey, ex, er = 0.4 + 0.05 * p[2] + dy, 0.1 + 0.05 * p[3], np.sqrt(0.0015 + 0.001 * p[4])
+  my, mw = 0.68 + dy, 0.06 + 0.06 * p[5]
+  t = np.linspace(0, np.pi, 17)
+  jaw = np.stack([cx - ax * np.cos(t), cy + 0.42 * np.sin(t)], 1)
+  brow = lambda x0: np.stack([x0 + np.linspace(-0.06, 0.06, 5), np.full(5, ey - 0.07)], 1)
+  bridge = np.stack([np.full(4, cx), np.linspace(ey, 0.58 + dy, 4)], 1)
+  base = np.stack([cx + np.linspace(-0.04, 0.04, 5), np.full(5, 0.6 + dy)], 1)
+  ring = lambda x0, y0, rx, ry, n: np.stack(
+    [x0 - rx * np.cos(a := np.linspace(0, 2 * np.pi, n, endpoint=False)), y0 - ry * np.sin(a)], 1
+  )
+  eyes = [ring(cx + s * ex, ey, er, er, 6) for s in (-1, 1)]
+  lips = [ring(cx, my, mw, 0.015, 12), ring(cx, my, 0.7 * mw, 0.008, 8)]
+  return np.concatenate([jaw, brow(cx - ex), brow(cx + ex), bridge, base, *eyes, *lips])
 
 
 def face_regions(ds: FaceDataset) -> np.ndarray:
