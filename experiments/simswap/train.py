@@ -46,7 +46,7 @@ from genjax import losses, nn
 from genjax.data import faces
 from genjax.evaluate import reconstruction
 from genjax.faces import align, augment, mark, swap
-from genjax.models import identity, simswap
+from genjax.models import identity, landmarks, simswap
 from genjax.train import checkpoint, keys, loop, pair, sharding
 from genjax.train import logging as tlog
 from genjax.train import state as tstate
@@ -86,6 +86,11 @@ class LossConfig:
   # person of each target from G's code (cross-entropy, weight 1 in L_D), and G's encoder is
   # penalized by code_adversary * KL(uniform || classifier(code)) for letting it tell.
   code_adversary: float = 0.0
+  # Weight of the landmark term: the mean distance (crop pixels) between the 68 landmarks of each
+  # swap and of its target under a frozen landmark regressor (experiments/landmarks, trained on
+  # dlib's points of the training photos), over the batch's swaps (not the reconstruction pairs):
+  # the target's pose and expression kept through a differentiable stand-in for dlib.
+  landmarks: float = 0.0
 
   def __post_init__(self):
     if self.source_identity not in ("image", "person"):
@@ -222,13 +227,14 @@ def d_step(state: pair.PairState, x_t, fake, key, *, defs: Defs, d_tx, cfg: Loss
 
 
 def g_terms(defs: Defs, state: pair.PairState, g_params, x_t, v_s, same, key, cfg: LossConfig, *,
-            x_in=None, weight=None, v_id=None):  # fmt: skip
+            x_in=None, weight=None, v_id=None, landmark_fn=None):  # fmt: skip
   """(L_G, its terms) of the generator with parameters g_params; D and F are held fixed.
 
   x_in: the generator's input (default x_t; the randomly warped x_t when the augmentation warps);
   weight [B, H, W]: the face region (default all ones); the reconstruction error off it counts
   cfg.background as much; v_id: the identity loss's target (default v_s; with cfg.id_blur, F of
-  the low-passed source).
+  the low-passed source); landmark_fn: x [B, H, W, 3] -> [B, 68, 2], the frozen landmark net
+  (needed by cfg.landmarks).
   """
   x_in = x_t if x_in is None else x_in
   g = generator(defs, state, g_params)
@@ -254,25 +260,32 @@ def g_terms(defs: Defs, state: pair.PairState, g_params, x_t, v_s, same, key, cf
   if cfg.code_adversary > 0:
     terms["code_confusion"] = losses.uniform_confusion(disc.classify_code(code)).mean()
     loss = loss + cfg.code_adversary * terms["code_confusion"]
+  if cfg.landmarks > 0:
+    per = landmarks.point_error(landmark_fn(fake), jax.lax.stop_gradient(landmark_fn(x_t)))
+    swaps = (~same).astype(fake.dtype)
+    terms["landmark_px"] = (swaps * per).sum() / jnp.maximum(swaps.sum(), 1.0)
+    loss = loss + cfg.landmarks * terms["landmark_px"]
   terms["g_loss"] = loss
   return loss, terms
 
 
 def g_step(state: pair.PairState, x_t, v_s, same, key, *, defs: Defs, g_tx, cfg: LossConfig,
-           x_in=None, weight=None, v_id=None):  # fmt: skip
+           x_in=None, weight=None, v_id=None, landmark_fn=None):  # fmt: skip
   objective = lambda p: g_terms(defs, state, p, x_t, v_s, same, key, cfg, x_in=x_in, weight=weight,
-                                v_id=v_id)  # fmt: skip
+                                v_id=v_id, landmark_fn=landmark_fn)  # fmt: skip
   return pair.update_g(state, objective, g_tx)
 
 
 def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.AugmentConfig,
-                    id_table=None, projection: bool = False, code_classes: int = 0):  # fmt: skip
+                    id_table=None, projection: bool = False, code_classes: int = 0,
+                    landmark_net=None):  # fmt: skip
   """jit(train_step, donate_argnums=0): (x [B, H, W, 3], y [B], region) -> one D update, one G
   update. id_table [people, D] (person_identities of the training faces) is needed when
   cfg.source_identity == "person": v_s is then the row of the source's person. projection: the
   discriminator judges (face, identity) pairs (model.disc_projection), needed by cfg.mismatch;
   code_classes: people its code classifier tells apart (model.code_classes), needed by
-  cfg.code_adversary."""
+  cfg.code_adversary; landmark_net: (graphdef, (params, rest)) of the frozen landmark regressor,
+  needed by cfg.landmarks (its weights enter the step as constants: they never change)."""
   if cfg.source_identity == "person" and id_table is None:
     raise ValueError("loss.source_identity = 'person' needs the table of person identities.")
   if cfg.mismatch > 0 and not projection:
@@ -281,7 +294,12 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.Augmen
   if cfg.code_adversary > 0 and not code_classes:
     raise ValueError("loss.code_adversary > 0 needs the discriminator's code classifier: set "
                      "model.code_classes to the number of people (and model.bottleneck).")  # fmt: skip
+  if cfg.landmarks > 0 and landmark_net is None:
+    raise ValueError("loss.landmarks > 0 needs the landmark net: set config.landmark_workdir to a "
+                     "finished run of experiments/landmarks.")  # fmt: skip
   table = None if id_table is None else jnp.asarray(id_table)
+  landmark_fn = None if landmark_net is None else (lambda x: nnx.merge(landmark_net[0],
+                                                                       *landmark_net[1])(x))  # fmt: skip
 
   def train_step(state: pair.PairState, batch, key: jax.Array):
     x, y, region = batch
@@ -308,7 +326,8 @@ def make_train_step(defs: Defs, g_tx, d_tx, cfg: LossConfig, aug: augment.Augmen
                             d_tx=d_tx, cfg=cfg, v_real=v_t, v_fake=v_s, mismatch=mismatch,
                             codes=codes if code_classes else None, y=y)  # fmt: skip
     state, g_terms_ = g_step(state, x_t, v_s, same, jax.random.fold_in(step_key, G_UPDATE), defs=defs,
-                             g_tx=g_tx, cfg=cfg, x_in=x_in, weight=weight, v_id=v_id)  # fmt: skip
+                             g_tx=g_tx, cfg=cfg, x_in=x_in, weight=weight, v_id=v_id,
+                             landmark_fn=landmark_fn)  # fmt: skip
     metrics = dict(d_terms, **g_terms_)
     metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]  # one scalar for the NaN check
     return state.replace(step=state.step + 1), metrics
@@ -335,6 +354,27 @@ def identity_net(config, mesh):
   )
   f_def, params, rest = nnx.split(nn.build(make), nnx.Param, ...)
   return f_def, sharding.replicate((params, rest), mesh)
+
+
+def landmark_net(config, mesh):
+  """(graphdef, (params, rest)) of the frozen landmark regressor of loss.landmarks: restored from
+  config.landmark_workdir, or, only for generated test faces, a randomly initialized one."""
+  workdir = config.get("landmark_workdir")
+  if workdir:
+    run = checkpoint.run_config(workdir, finished=True)
+    cfg = landmarks.LandmarkConfig(**run.model.to_dict())
+    if tuple(cfg.image_shape) != tuple(config.model.image_shape):
+      raise ValueError(f"config.landmark_workdir reads {cfg.image_shape} faces, the generator makes "
+                       f"{tuple(config.model.image_shape)}.")  # fmt: skip
+    return checkpoint.restore_model(workdir, lambda: landmarks.LandmarkNet(cfg, rngs=nnx.Rngs(0)),
+                                    mesh)  # fmt: skip
+  if config.dataset != "mock":
+    raise ValueError("loss.landmarks > 0 needs config.landmark_workdir: train the landmark net "
+                     "first (experiments/landmarks/configs/landmarks.py).")  # fmt: skip
+  cfg = landmarks.LandmarkConfig(image_shape=tuple(config.model.image_shape), channels=(8, 8))
+  make = lambda: landmarks.LandmarkNet(cfg, rngs=nnx.Rngs(params=jax.random.key(config.seed)))
+  l_def, params, rest = nnx.split(nn.build(make), nnx.Param, ...)
+  return l_def, sharding.replicate((params, rest), mesh)
 
 
 def load_data(config) -> tuple[faces.FaceDataset, faces.FaceDataset]:
@@ -368,8 +408,9 @@ def build(config: ml_collections.ConfigDict, mesh, train: faces.FaceDataset | No
   if model_cfg.code_classes and train is not None and len(train.names) != model_cfg.code_classes:
     raise ValueError(f"config.model.code_classes = {model_cfg.code_classes}, but the training "
                      f"faces hold {len(train.names)} people (one class each).")  # fmt: skip
+  lm_net = landmark_net(config, mesh) if loss_cfg.landmarks > 0 else None
   return defs, state, make_train_step(defs, g_tx, d_tx, loss_cfg, aug, id_table,
-                                      model_cfg.disc_projection, model_cfg.code_classes)  # fmt: skip
+                                      model_cfg.disc_projection, model_cfg.code_classes, lm_net)  # fmt: skip
 
 
 def eval_fn(defs: Defs):

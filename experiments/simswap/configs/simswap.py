@@ -24,6 +24,11 @@ generator's code, which the encoder is trained to leave at a uniform guess:
 bottleneck,person,code_adv,pair, seed 0, 1500 steps: 17.4% / 64.0% match under dlib, top-1 38.0%;
 seeds 0, 1, 2 at 2000 steps: 34.8% +- 10.9% / 41.3% +- 10.1%, top-1 37.1% +- 4.3%; at 2500 steps
 54.3% +- 5.8% / 58.7% +- 26.6%, top-1 45.5%, landmark error 0.048: the best (c)),
+landmarks (loss.landmarks = 1: the mean distance in crop pixels between the 68 landmarks of each
+swap and of its target under the frozen landmark regressor of config.landmark_workdir, trained by
+experiments/landmarks on dlib's points of the training photos; to switch it on for the last steps
+of a run, start from that run's checkpoint: --config.init_from=runs/faceswap/c-pair
+--workdir runs/faceswap/c-pair-lm --config.num_steps=3000 with the variants of that run),
 smoke (2 steps on generated faces with a random frozen identity net).
 Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
 gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020). --config.loss.id_blur=SIGMA: the
@@ -41,7 +46,8 @@ change 0.054 against a self-swap error of 0.035.
 
 import ml_collections
 
-VARIANTS = ("default", "bottleneck", "blur_target", "person", "cond_d", "code_adv", "pair", "smoke")
+VARIANTS = ("default", "bottleneck", "blur_target", "person", "cond_d", "code_adv", "pair", "landmarks",
+            "smoke")  # fmt: skip
 PAIR = ("George_W_Bush", "Colin_Powell")  # the pair the evaluation swaps, as model (a) trains on
 
 
@@ -52,6 +58,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data_root = ""  # "" = $GENJAX_DATA_DIR/faces/lfw (or ../shared/data/faces/lfw)
   c.people = ()  # names of the people trained on; () = every person with photos
   c.identity_workdir = "runs/identity/loss_net"
+  c.landmark_workdir = ""  # the landmark net of loss.landmarks (experiments/landmarks)
+  c.init_from = ""  # a run of this model to start from (its latest checkpoint): genjax.train.loop
   c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every visible device
   # genjax.kernels' form: auto | cpu | xla; None: $GENJAX_KERNELS, else auto
   c.kernels = ml_collections.config_dict.placeholder(str)
@@ -63,7 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss = ml_collections.ConfigDict(dict(
     identity=10.0, reconstruction=10.0, feature_matching=10.0, gp=1e-5, adversarial=1.0,
     fm_layers=1, same_fraction=0.5, id_views=0, id_blur=0.0, dssim=0.0, background=1.0,
-    source_identity="image", mismatch=0.0, code_adversary=0.0,
+    source_identity="image", mismatch=0.0, code_adversary=0.0, landmarks=0.0,
   ))  # fmt: skip
   c.augment = ml_collections.ConfigDict(dict(
     flip=True, rotate=5.0, scale=0.03, shift=0.03, warp=0.0, warp_grid=5, brightness=0.05,
@@ -95,6 +103,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.loss.code_adversary = 1.0  # an encoder that hides the person; code_classes set below
     elif name == "pair":  # only the pair's training photos, as (a): 16 of the pair per step
       c.people = PAIR
+    elif name == "landmarks":  # keep the target's landmarks under a frozen landmark regressor
+      c.loss.landmarks, c.landmark_workdir = 1.0, "runs/landmarks/net"
     elif name == "smoke":
       c.dataset, c.identity_workdir, c.loss.id_views = "mock", "", 2
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
