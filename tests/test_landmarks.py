@@ -136,3 +136,18 @@ def test_a_landmark_run_starts_from_another_runs_checkpoint_with_the_term_switch
   other.model.num_blocks = 2
   with pytest.raises(ValueError, match="model.num_blocks: 1 \\(there\\) -> 2 \\(now\\)"):
     sim_train.train_and_evaluate(other, str(tmp_path / "other"))
+
+
+def test_moved_points_follow_their_pixels(key):
+  # one bright pixel per image at its landmark 0: after the random similarity the brightest pixel
+  # lies within a pixel of where the point was moved
+  size = 40
+  x = jnp.zeros((6, size, size, 3))
+  pts = jnp.asarray(np.random.default_rng(1).uniform(12, 28, (6, 68, 2)), jnp.float32).round()
+  x = x.at[jnp.arange(6), pts[:, 0, 1].astype(int), pts[:, 0, 0].astype(int)].set(1.0)
+  y, moved = lm_train.moved(key, x, pts, rotate=15.0, scale=0.1, shift=0.1)
+  peak = np.stack(np.unravel_index(np.asarray(y[..., 0]).reshape(6, -1).argmax(1), (size, size)), 1)
+  np.testing.assert_allclose(peak[:, ::-1], np.asarray(moved[:, 0]), atol=1.0)
+  same = lm_train.moved(key, x, pts, rotate=0.0, scale=0.0, shift=0.0)
+  np.testing.assert_allclose(same[0], x, atol=1e-6)
+  np.testing.assert_allclose(same[1], pts, atol=1e-4)

@@ -1,8 +1,9 @@
 """Landmark regressor (genjax.models.landmarks) on the aligned LFW photos, dlib's 68 points as labels.
 
 Each step: a batch of aligned crops and their landmarks (crop pixels), each mirrored with
-probability 1/2 (points relabelled by FLIP_68) and colour-jittered (no other geometry: the labels
-would have to follow it), and one AdamW step on the mean squared point error in units of the crop
+probability 1/2 (points relabelled by FLIP_68), moved by a random similarity (rotation, scale,
+shift about the centre; the points moved with it: without it a net learns little beyond the mean
+shape of crops that the alignment has already put in place) and colour-jittered, and one AdamW step on the mean squared point error in units of the crop
 side:
   L = mean_{b, i} ||p_hat_bi - p_bi||^2 / S^2.
 Evaluation on the held-out crops (genjax.data.faces.is_held_out, never trained on): the mean point
@@ -28,19 +29,54 @@ from genjax.train import logging as tlog
 from genjax.train import state as tstate
 
 # The keys of one training step: fold_in(step_key, role).
-FLIP, COLOUR = 0, 1
+FLIP, COLOUR, MOVE = 0, 1, 2
 
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
+  """flip: mirror half the faces; rotate (degrees), scale, shift (fractions of the side): bounds of
+  the uniform random similarity; brightness, contrast, saturation: colour jitter bounds."""
+
   flip: bool = True
+  rotate: float = 0.0
+  scale: float = 0.0
+  shift: float = 0.0
   brightness: float = 0.1
   contrast: float = 0.1
   saturation: float = 0.1
 
 
+def moved(key, x, points, rotate: float, scale: float, shift: float):
+  """(x, points) under one random similarity per example about the image centre (pixel centres at
+  integers): angle ~ U(+-rotate) degrees, zoom 1 + U(+-scale), shift U(+-shift) of the side; the
+  image resampled bilinearly (edges repeat), the points mapped forward by the same similarity."""
+  b, h, w, _ = x.shape
+  k = jax.random.split(key, 4)
+  u = lambda kk, m: jax.random.uniform(kk, (b,), minval=-m, maxval=m)
+  ang, s = jnp.deg2rad(u(k[0], rotate)), 1.0 + u(k[1], scale)
+  ty, tx = u(k[2], shift) * h, u(k[3], shift) * w
+  cy, cx = (h - 1) / 2, (w - 1) / 2
+  r, c = jnp.meshgrid(jnp.arange(h, dtype=x.dtype) - cy, jnp.arange(w, dtype=x.dtype) - cx,
+                      indexing="ij")  # fmt: skip
+
+  def one(img, a, z, dy, dx):  # output pixel -> source coordinates
+    src_r = (jnp.cos(a) * r - jnp.sin(a) * c) / z + cy - dy
+    src_c = (jnp.sin(a) * r + jnp.cos(a) * c) / z + cx - dx
+    return augment._bilinear(img, src_r, src_c)
+
+  # the inverse of that map sends a source point (x, y) to its place in the output
+  rs = points[..., 1] - (cy - ty)[:, None]
+  cs = points[..., 0] - (cx - tx)[:, None]
+  cos, sin, z = jnp.cos(ang)[:, None], jnp.sin(ang)[:, None], s[:, None]
+  out = jnp.stack([z * (-sin * rs + cos * cs) + cx, z * (cos * rs + sin * cs) + cy], -1)
+  return jax.vmap(one)(x, ang, s, ty, tx), out
+
+
 def augmented(key, x, points, cfg: AugmentConfig):
-  """(x, points) with each example mirrored with probability 1/2 (cfg.flip) and colour-jittered."""
+  """(x, points) with each example mirrored with probability 1/2 (cfg.flip), moved (`moved`) and
+  colour-jittered."""
+  if cfg.rotate or cfg.scale or cfg.shift:
+    x, points = moved(jax.random.fold_in(key, MOVE), x, points, cfg.rotate, cfg.scale, cfg.shift)
   if cfg.flip:
     fx, fp = landmarks.flip(x, points)
     m = jax.random.bernoulli(jax.random.fold_in(key, FLIP), 0.5, (x.shape[0],))

@@ -5,7 +5,8 @@ Run:
   python scripts/train.py --config experiments/landmarks/configs/landmarks.py --workdir runs/landmarks/net
 Trained on the aligned crops of the LFW photos that are not held out (genjax.faces.is_held_out:
 the held-out photos the swaps are judged on stay out), mirrored at random (the points relabelled
-by genjax.models.landmarks.FLIP_68) with colour jitter. Writes results.json: the mean point error
+by genjax.models.landmarks.FLIP_68), moved by a random similarity (the points with it) and
+colour-jittered. Writes results.json: the mean point error
 over the inter-ocular distance against dlib on the held-out crops, beside the error of always
 answering the training faces' mean landmarks (a net that reads no pose or expression).
 Variants: default, smoke (a few steps on generated faces with drawn landmarks).
@@ -25,8 +26,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # genjax.kernels' form: auto | cpu | xla; None: $GENJAX_KERNELS, else auto
   c.kernels = ml_collections.config_dict.placeholder(str)
   c.model = ml_collections.ConfigDict(dict(image_shape=(100, 100, 3), channels=(16, 32, 64, 96)))
-  c.augment = ml_collections.ConfigDict(dict(flip=True, brightness=0.1, contrast=0.1,
-                                             saturation=0.1))  # fmt: skip
+  c.augment = ml_collections.ConfigDict(dict(flip=True, rotate=10.0, scale=0.08, shift=0.06,
+                                             brightness=0.1, contrast=0.1, saturation=0.1))  # fmt: skip
   c.learning_rate = 1e-3
   c.weight_decay = 1e-4
   c.batch_size = 32
