@@ -62,7 +62,7 @@ def moved(key, x, points, rotate: float, scale: float, shift: float):
   def one(img, a, z, dy, dx):  # output pixel -> source coordinates
     src_r = (jnp.cos(a) * r - jnp.sin(a) * c) / z + cy - dy
     src_c = (jnp.sin(a) * r + jnp.cos(a) * c) / z + cx - dx
-    return augment._bilinear(img, src_r, src_c)
+    return augment.bilinear(img, src_r, src_c)
 
   # the inverse of that map sends a source point (x, y) to its place in the output
   rs = points[..., 1] - (cy - ty)[:, None]

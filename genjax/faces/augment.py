@@ -30,7 +30,7 @@ class AugmentConfig:
   saturation: float = 0.1
 
 
-def _bilinear(img: jax.Array, rows: jax.Array, cols: jax.Array) -> jax.Array:
+def bilinear(img: jax.Array, rows: jax.Array, cols: jax.Array) -> jax.Array:
   """img [H, W, C] sampled at float coordinates rows, cols [H', W'] (edge values repeat outside).
 
   A convex combination of the four neighbours, so values stay in the input's range.
@@ -65,8 +65,8 @@ def _augment_one(key: jax.Array, x: jax.Array, cfg: AugmentConfig, mask=None):
   d = jax.random.normal(k[5], (g, g, 2)) * cfg.warp * jnp.array([h, w], x.dtype)
   d = d.at[0].set(0).at[-1].set(0).at[:, 0].set(0).at[:, -1].set(0)
   d = jax.image.resize(d, (h, w, 2), "linear")
-  target = _bilinear(x, src_r, src_c)
-  warped = _bilinear(x, src_r + d[..., 0], src_c + d[..., 1])
+  target = bilinear(x, src_r, src_c)
+  warped = bilinear(x, src_r + d[..., 0], src_c + d[..., 1])
   # Colour jitter, the same for both.
   b, ct, sat = u(k[6], cfg.brightness), 1.0 + u(k[7], cfg.contrast), 1.0 + u(k[8], cfg.saturation)
 
@@ -77,7 +77,7 @@ def _augment_one(key: jax.Array, x: jax.Array, cfg: AugmentConfig, mask=None):
 
   if mask is None:
     return colour(warped), colour(target)
-  return colour(warped), colour(target), _bilinear(mask[..., None], src_r, src_c)[..., 0]
+  return colour(warped), colour(target), bilinear(mask[..., None], src_r, src_c)[..., 0]
 
 
 def augment(key: jax.Array, x: jax.Array, cfg: AugmentConfig = AugmentConfig(), mask=None):
