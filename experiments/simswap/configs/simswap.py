@@ -23,12 +23,15 @@ generator's code, which the encoder is trained to leave at a uniform guess:
 (trained on George_W_Bush and Colin_Powell only, the pair the evaluation swaps, as model (a) is;
 bottleneck,person,code_adv,pair, seed 0, 1500 steps: 17.4% / 64.0% match under dlib, top-1 38.0%;
 seeds 0, 1, 2 at 2000 steps: 34.8% +- 10.9% / 41.3% +- 10.1%, top-1 37.1% +- 4.3%; at 2500 steps
-54.3% +- 5.8% / 58.7% +- 26.6%, top-1 45.5%, landmark error 0.048: the best (c)),
+54.3% +- 5.8% / 58.7% +- 26.6%, top-1 45.5%, landmark error 0.048: the best (c); at 3000 steps
+60.1% / 57.3%, landmark error 0.051),
 landmarks (loss.landmarks = 1: the mean distance in crop pixels between the 68 landmarks of each
 swap and of its target under the frozen landmark regressor of config.landmark_workdir, trained by
 experiments/landmarks on dlib's points of the training photos; to switch it on for the last steps
 of a run, start from that run's checkpoint: --config.init_from=runs/faceswap/c-pair
---workdir runs/faceswap/c-pair-lm --config.num_steps=3000 with the variants of that run),
+--workdir runs/faceswap/c-pair-lm --config.num_steps=3000 with the variants of that run; seed 0,
+steps 2500 to 3000 of bottleneck,person,code_adv,pair: landmark error under dlib 0.043 against
+0.049 without the term, match 37.0% / 28.0% against 41.3% / 72.0%),
 smoke (2 steps on generated faces with a random frozen identity net).
 Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
 gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020). --config.loss.id_blur=SIGMA: the
