@@ -3,8 +3,8 @@
 Each step: a batch of aligned crops and their landmarks (crop pixels), each mirrored with
 probability 1/2 (points relabelled by FLIP_68), moved by a random similarity (rotation, scale,
 shift about the centre; the points moved with it: without it a net learns little beyond the mean
-shape of crops that the alignment has already put in place) and colour-jittered, and one AdamW step on the mean squared point error in units of the crop
-side:
+shape of crops that the alignment has already put in place) and colour-jittered, and one AdamW
+step on the mean squared point error in units of the crop side:
   L = mean_{b, i} ||p_hat_bi - p_bi||^2 / S^2.
 Evaluation on the held-out crops (genjax.data.faces.is_held_out, never trained on): the mean point
 distance over the inter-ocular distance (as genjax.evaluate.face_identity scores dlib's points on

@@ -26,27 +26,38 @@ class IdentityConfig:
   num_classes: int = 128
 
 
+def conv_stages(in_channels: int, channels, rngs: nnx.Rngs):
+  """(down, same, norms): per entry of channels, a stride-2 3x3 conv, a 3x3 conv and its LayerNorm
+  (the trunk of IdentityNet and of genjax.models.landmarks.LandmarkNet; run_stages applies it)."""
+  widths = (in_channels, *channels)
+  conv = lambda a, b, s: nn.Conv(a, b, kernel_size=(3, 3), strides=(s, s), padding="SAME",
+                                  rngs=rngs)  # fmt: skip
+  down = nnx.List([conv(a, b, 2) for a, b in zip(widths[:-1], widths[1:], strict=True)])
+  same = nnx.List([conv(b, b, 1) for b in widths[1:]])
+  return down, same, nnx.List([nnx.LayerNorm(b, rngs=rngs) for b in widths[1:]])
+
+
+def run_stages(down, same, norms, h: jax.Array) -> jax.Array:
+  """h through the stages of conv_stages: relu(down(h)), then a residual relu(norm(same(h)))."""
+  for d, s, n in zip(down, same, norms, strict=True):
+    h = jax.nn.relu(d(h))
+    h = h + jax.nn.relu(n(s(h)))
+  return h
+
+
 class IdentityNet(nnx.Module):
   """model(x) -> (embedding [B, D], {"features": last conv map}); model.class_weights [D, K]."""
 
   def __init__(self, cfg: IdentityConfig, *, rngs: nnx.Rngs):
     self.image_shape = tuple(cfg.image_shape)
-    widths = (cfg.image_shape[-1], *cfg.channels)
-    conv = lambda a, b, s: nn.Conv(a, b, kernel_size=(3, 3), strides=(s, s), padding="SAME",
-                                    rngs=rngs)  # fmt: skip
-    self.down = nnx.List([conv(a, b, 2) for a, b in zip(widths[:-1], widths[1:], strict=True)])
-    self.same = nnx.List([conv(b, b, 1) for b in widths[1:]])
-    self.norms = nnx.List([nnx.LayerNorm(b, rngs=rngs) for b in widths[1:]])
-    self.embed = nnx.Linear(widths[-1], cfg.embed_dim, rngs=rngs)
+    self.down, self.same, self.norms = conv_stages(cfg.image_shape[-1], cfg.channels, rngs)
+    self.embed = nnx.Linear(cfg.channels[-1], cfg.embed_dim, rngs=rngs)
     init = nnx.initializers.normal(1.0)
     self.class_weights = nnx.Param(init(rngs.params(), (cfg.embed_dim, cfg.num_classes)))
 
   def __call__(self, x: jax.Array) -> tuple[jax.Array, dict]:
     nn.check_images(x, self.image_shape, "IdentityNet")
-    h = 2.0 * x - 1.0
-    for down, same, norm in zip(self.down, self.same, self.norms, strict=True):
-      h = jax.nn.relu(down(h))
-      h = h + jax.nn.relu(norm(same(h)))  # residual 3x3 conv
+    h = run_stages(self.down, self.same, self.norms, 2.0 * x - 1.0)
     v = self.embed(h.mean(axis=(1, 2)))
     return v, {"features": h}
 

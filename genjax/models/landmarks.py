@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from genjax import nn
+from genjax.models import identity
 
 NUM_POINTS = 68
 
@@ -31,7 +32,8 @@ FLIP_68 = (
 
 @dataclasses.dataclass(frozen=True)
 class LandmarkConfig:
-  """image_shape (S, S, 3); channels: one stride-2 3x3 conv (+ one residual 3x3 conv) per entry."""
+  """image_shape (S, S, 3); channels: one stride-2 3x3 conv (+ one residual 3x3 conv) per entry
+  (identity.conv_stages, the identity net's trunk)."""
 
   image_shape: tuple[int, int, int] = (100, 100, 3)
   channels: tuple[int, ...] = (16, 32, 64, 96)
@@ -42,24 +44,16 @@ class LandmarkNet(nnx.Module):
 
   def __init__(self, cfg: LandmarkConfig, *, rngs: nnx.Rngs):
     self.image_shape = tuple(cfg.image_shape)
-    widths = (cfg.image_shape[-1], *cfg.channels)
-    conv = lambda a, b, s: nn.Conv(a, b, kernel_size=(3, 3), strides=(s, s), padding="SAME",
-                                    rngs=rngs)  # fmt: skip
-    self.down = nnx.List([conv(a, b, 2) for a, b in zip(widths[:-1], widths[1:], strict=True)])
-    self.same = nnx.List([conv(b, b, 1) for b in widths[1:]])
-    self.norms = nnx.List([nnx.LayerNorm(b, rngs=rngs) for b in widths[1:]])
+    self.down, self.same, self.norms = identity.conv_stages(cfg.image_shape[-1], cfg.channels, rngs)
     side = cfg.image_shape[0]
     for _ in cfg.channels:
       side = -(-side // 2)  # SAME padding, stride 2
-    self.head = nnx.Linear(side * side * widths[-1], 2 * NUM_POINTS,
+    self.head = nnx.Linear(side * side * cfg.channels[-1], 2 * NUM_POINTS,
                            kernel_init=nnx.initializers.zeros_init(), rngs=rngs)  # fmt: skip
 
   def __call__(self, x: jax.Array) -> jax.Array:
     nn.check_images(x, self.image_shape, "LandmarkNet")
-    h = 2.0 * x - 1.0
-    for down, same, norm in zip(self.down, self.same, self.norms, strict=True):
-      h = jax.nn.relu(down(h))
-      h = h + jax.nn.relu(norm(same(h)))  # residual 3x3 conv
+    h = identity.run_stages(self.down, self.same, self.norms, 2.0 * x - 1.0)
     # the head predicts offsets (in units of the crop size) from the crop's centre
     out = self.head(h.reshape(h.shape[0], -1)).reshape(-1, NUM_POINTS, 2)
     return (out + 0.5) * jnp.asarray(self.image_shape[1::-1], x.dtype)
