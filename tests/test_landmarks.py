@@ -151,3 +151,51 @@ def test_moved_points_follow_their_pixels(key):
   same = lm_train.moved(key, x, pts, rotate=0.0, scale=0.0, shift=0.0)
   np.testing.assert_allclose(same[0], x, atol=1e-6)
   np.testing.assert_allclose(same[1], pts, atol=1e-4)
+
+
+def test_soft_argmax_is_the_expected_cell_centre_under_the_softmax(key):
+  logits = jax.random.normal(key, (2, 5, 4, 3)) * 2.0
+  size = jnp.asarray([16.0, 20.0])  # W, H: cells of 4 x 4 pixels
+  got = np.asarray(landmarks.soft_argmax(logits, size))
+  lg = np.asarray(logits, np.float64)
+  for b in range(2):
+    for p in range(3):
+      w = np.exp(lg[b, :, :, p] - lg[b, :, :, p].max())
+      w /= w.sum()
+      ex = sum(w[i, j] * ((j + 0.5) * 4 - 0.5) for i in range(5) for j in range(4))
+      ey = sum(w[i, j] * ((i + 0.5) * 4 - 0.5) for i in range(5) for j in range(4))
+      np.testing.assert_allclose(got[b, p], [ex, ey], rtol=1e-5)
+  # a sharp peak in cell (row 3, column 1) lands on that cell's centre pixel (5.5, 13.5)
+  peak = jnp.zeros((1, 5, 4, 1)).at[0, 3, 1, 0].set(50.0)
+  np.testing.assert_allclose(landmarks.soft_argmax(peak, size)[0, 0], [5.5, 13.5], atol=1e-4)
+
+
+def test_the_heatmap_net_localizes_at_the_quarter_resolution_and_is_differentiable(key):
+  cfg = landmarks.LandmarkConfig((32, 32, 3), (4, 6, 8), head="heatmap")
+  net = nn.build(lambda: landmarks.LandmarkNet(cfg, rngs=nnx.Rngs(0)))
+  x = jax.random.uniform(key, (2, 32, 32, 3))
+  # zero logits at init: every point at the centre of the crop (pixel centres at integers)
+  np.testing.assert_allclose(net(x), np.full((2, 68, 2), 15.5), atol=1e-4)
+  net.head.kernel[...] = jax.random.normal(jax.random.fold_in(key, 1), net.head.kernel.shape)
+  t = net(x)
+  assert t.shape == (2, 68, 2) and np.all((t >= -0.5) & (t <= 31.5))
+  # logit maps from stage 1's width (6 channels), at its resolution: 8 x 8 cells of 4 pixels
+  assert net.up[-1].kernel.shape[-1] == 6 and net.head.kernel.shape == (1, 1, 6, 68)
+  # The derivative in the pixels of a random projection of the points, against a central difference
+  # in float64 (in float32 the relu kinks and rounding of a tiny net blur a finite difference).
+  with jax.enable_x64(True):
+    state = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), nnx.state(net))
+    net64 = nnx.merge(nnx.graphdef(net), state)
+    x64 = jnp.asarray(x, jnp.float64)
+    r = jax.random.normal(jax.random.fold_in(key, 3), t.shape, jnp.float64)
+    f = lambda im: jnp.vdot(net64(im), r)
+    u = jax.random.normal(jax.random.fold_in(key, 2), x.shape, jnp.float64)
+    u, eps = u / jnp.linalg.norm(u), 1e-5
+    assert net64(x64).dtype == jnp.float64
+    np.testing.assert_allclose(jnp.vdot(jax.grad(f)(x64), u),
+                               (f(x64 + eps * u) - f(x64 - eps * u)) / (2 * eps), rtol=1e-5)  # fmt: skip
+  with pytest.raises(ValueError, match="head must be one of"):
+    landmarks.LandmarkNet(landmarks.LandmarkConfig(head="mlp"), rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="at least 3 conv stages"):
+    landmarks.LandmarkNet(landmarks.LandmarkConfig((32, 32, 3), (4, 6), head="heatmap"),
+                          rngs=nnx.Rngs(0))  # fmt: skip
