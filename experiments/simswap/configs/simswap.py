@@ -25,13 +25,15 @@ bottleneck,person,code_adv,pair, seed 0, 1500 steps: 17.4% / 64.0% match under d
 seeds 0, 1, 2 at 2000 steps: 34.8% +- 10.9% / 41.3% +- 10.1%, top-1 37.1% +- 4.3%; at 2500 steps
 54.3% +- 5.8% / 58.7% +- 26.6%, top-1 45.5%, landmark error 0.048: the best (c); at 3000 steps
 60.1% / 57.3%, landmark error 0.051),
-landmarks (loss.landmarks = 1: the mean distance in crop pixels between the 68 landmarks of each
-swap and of its target under the frozen landmark regressor of config.landmark_workdir, trained by
-experiments/landmarks on dlib's points of the training photos; to switch it on for the last steps
-of a run, start from that run's checkpoint: --config.init_from=runs/faceswap/c-pair
---workdir runs/faceswap/c-pair-lm --config.num_steps=3000 with the variants of that run; seed 0,
-steps 2500 to 3000 of bottleneck,person,code_adv,pair: landmark error under dlib 0.043 against
-0.049 without the term, match 37.0% / 28.0% against 41.3% / 72.0%),
+landmarks (loss.landmarks = 0.3: the mean distance in crop pixels between the 68 landmarks of each
+swap and of its target under the frozen landmark net of config.landmark_workdir, by default
+runs/landmarks/heat, the heatmap net of experiments/landmarks trained on dlib's points of the
+training photos; to switch it on for the last steps of a run, start from that run's checkpoint:
+--config.init_from=runs/faceswap/c-pair --workdir runs/faceswap/c-pair-hm03-s0
+--config.num_steps=3000 with the variants of that run; steps 2500 to 3000 of
+bottleneck,person,code_adv,pair, three seeds: landmark error under dlib 0.041 against 0.051
+without the term, match 26.1% / 40.0% against 60.1% / 57.3%; with the first, linear landmark
+net, seed 0: 0.043 at weight 1, 37.0% / 28.0%),
 smoke (2 steps on generated faces with a random frozen identity net).
 Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
 gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020). --config.loss.id_blur=SIGMA: the
@@ -107,7 +109,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     elif name == "pair":  # only the pair's training photos, as (a): 16 of the pair per step
       c.people = PAIR
     elif name == "landmarks":  # keep the target's landmarks under a frozen landmark regressor
-      c.loss.landmarks, c.landmark_workdir = 1.0, "runs/landmarks/net"
+      c.loss.landmarks, c.landmark_workdir = 0.3, "runs/landmarks/heat"
     elif name == "smoke":
       c.dataset, c.identity_workdir, c.loss.id_views = "mock", "", 2
       c.model.image_shape = (32, 32, 3)  # small generated faces: cheap to compile and run
