@@ -5,10 +5,11 @@ landmark (x, y) in crop pixels. Two heads: "linear" (flatten, one linear layer: 
 from the whole last map) and "heatmap" (integral regression, Sun et al. 2018: the last map brought
 back up to the second stage's resolution through the finer maps, as in a feature pyramid, one
 logit map per point, a softmax over the map's cells and the expected cell centre: points that are
-localized where they appear, and differentiable in the image). Trained by experiments/landmarks on the aligned crops of
-the LFW photos with dlib's landmarks as labels; a face-swap generator can then be asked to keep
-the target's landmarks (experiments/simswap, loss.landmarks) through a differentiable stand-in for
-dlib's shape predictor, which judges the swaps but is not differentiable.
+localized where they appear, and differentiable in the image). Trained by experiments/landmarks
+on the aligned crops of the LFW photos with dlib's landmarks as labels; a face-swap generator can
+then be asked to keep the target's landmarks (experiments/simswap, loss.landmarks) through a
+differentiable stand-in for dlib's shape predictor, which judges the swaps but is not
+differentiable.
 """
 
 import dataclasses
