@@ -28,7 +28,8 @@ class IdentityConfig:
 
 def conv_stages(in_channels: int, channels, rngs: nnx.Rngs):
   """(down, same, norms): per entry of channels, a stride-2 3x3 conv, a 3x3 conv and its LayerNorm
-  (the trunk of IdentityNet and of genjax.models.landmarks.LandmarkNet; run_stages applies it)."""
+  (the trunk of IdentityNet and of genjax.models.landmarks.LandmarkNet; run_stages and
+  stage_maps apply it)."""
   widths = (in_channels, *channels)
   conv = lambda a, b, s: nn.Conv(a, b, kernel_size=(3, 3), strides=(s, s), padding="SAME",
                                   rngs=rngs)  # fmt: skip
@@ -37,12 +38,20 @@ def conv_stages(in_channels: int, channels, rngs: nnx.Rngs):
   return down, same, nnx.List([nnx.LayerNorm(b, rngs=rngs) for b in widths[1:]])
 
 
-def run_stages(down, same, norms, h: jax.Array) -> jax.Array:
-  """h through the stages of conv_stages: relu(down(h)), then a residual relu(norm(same(h)))."""
+def stage_maps(down, same, norms, h: jax.Array) -> list[jax.Array]:
+  """Each stage's output map for input h, finest first: per stage of conv_stages, relu(down(h)),
+  then a residual relu(norm(same(h)))."""
+  maps = []
   for d, s, n in zip(down, same, norms, strict=True):
     h = jax.nn.relu(d(h))
     h = h + jax.nn.relu(n(s(h)))
-  return h
+    maps.append(h)
+  return maps
+
+
+def run_stages(down, same, norms, h: jax.Array) -> jax.Array:
+  """h through the stages of conv_stages: the last of stage_maps."""
+  return stage_maps(down, same, norms, h)[-1]
 
 
 class IdentityNet(nnx.Module):

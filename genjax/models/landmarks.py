@@ -86,11 +86,7 @@ class LandmarkNet(nnx.Module):
       # the head predicts offsets (in units of the crop size) from the crop's centre
       out = self.head(h.reshape(h.shape[0], -1)).reshape(-1, NUM_POINTS, 2)
       return (out + 0.5) * size
-    maps, h = [], 2.0 * x - 1.0
-    for d, s, n in zip(self.down, self.same, self.norms, strict=True):
-      h = jax.nn.relu(d(h))
-      h = h + jax.nn.relu(n(s(h)))
-      maps.append(h)
+    maps = identity.stage_maps(self.down, self.same, self.norms, 2.0 * x - 1.0)
     t = maps[-1]
     for conv, fine in zip(self.up, maps[HEATMAP_STAGE:-1][::-1], strict=True):
       t = jax.image.resize(t, (*fine.shape[:3], t.shape[3]), "bilinear")
