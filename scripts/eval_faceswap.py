@@ -10,7 +10,9 @@ network here trained on. Each is swapped towards the other person with the whole
 among the 158 LFW3D people, the 68-landmark error to the target, and the change of the face region
 against the model's self-swap error. Baselines: copy target (the photo unchanged) and paste source
 (a held-out photo of the source, aligned and pasted by the same code). Several workdirs per model
-(seeds) give mean +- sd. Writes <out>/results.md, results.json and before/after figures.
+(seeds) give mean +- sd; each match share also gets a 95% bootstrap interval over the held-out
+photos (genjax.evaluate.face_swaps.match_interval), and results.json keeps every photo's match per
+seed. Writes <out>/results.md, results.json and before/after figures.
 """
 
 import json

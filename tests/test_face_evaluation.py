@@ -36,6 +36,23 @@ def test_scores_summary_applies_the_match_and_top1_rules():
   assert out["match"] == 0.25 and out["within_source"] == 0.5 and out["beyond_target"] == 0.5
   assert out["top1"] == 0.5 and out["found"] == 0.75 and out["n"] == 4
   assert out["landmark_error"] == pytest.approx(0.2)
+  np.testing.assert_array_equal(s.matches(), [True, False, False, False])
+
+
+def test_match_interval_against_the_binomial_and_keeps_a_photos_seeds_together():
+  from genjax.evaluate import face_swaps
+
+  # One seed, 400 photos, half matched: the normal approximation of the binomial, p +- 1.96 se.
+  hits = np.arange(400) % 2 == 0
+  low, high = face_swaps.match_interval(hits)
+  se = np.sqrt(0.25 / 400)
+  assert low == pytest.approx(0.5 - 1.96 * se, abs=0.006)
+  assert high == pytest.approx(0.5 + 1.96 * se, abs=0.006)
+  assert face_swaps.match_interval(hits) == (low, high)  # same seed, same interval
+  # Two seeds that disagree on every photo: each photo's share is 0.5, so resampling photos (a
+  # photo's seeds together) cannot move the mean; resampling cells independently would.
+  assert face_swaps.match_interval(np.stack([hits, ~hits])) == (0.5, 0.5)
+  assert face_swaps.match_interval(np.zeros((3, 25), bool)) == (0.0, 0.0)
 
 
 def test_class_means_average_each_class():
@@ -92,4 +109,13 @@ def test_the_evaluation_loop_scores_baselines_and_a_model_on_a_tiny_pair(monkeyp
                           "before_after_Colin_Powell_to_George_W_Bush"}  # fmt: skip
   grid = figures["before_after_George_W_Bush_to_Colin_Powell"]
   assert grid.shape == (3 * 180, 2 * 180, 3)  # photo, paste source, the model; two photos
-  assert "| copy target | 1 |" in face_swaps.markdown(rows)
+  assert "| copy target | 1 | 0.0% [0.0, 0.0] |" in face_swaps.markdown(rows)
+  # Per photo and seed, the match behind each share, and the interval of the share.
+  d = "George_W_Bush->Colin_Powell"
+  assert rows["unchanged"]["photos"][d]["file"] == [p.file for p in few["George_W_Bush"]]
+  assert np.shape(rows["unchanged"]["photos"][d]["match"]) == (2, 3)
+  assert rows["unchanged"]["interval"][d] == [0.0, 0.0]
+  paste_hits = np.mean(rows["paste source"]["photos"][d]["match"])
+  assert paste_hits == pytest.approx(rows["paste source"]["mean"][d]["match"])
+  low, high = rows["paste source"]["interval"][d]
+  assert low <= paste_hits <= high

@@ -90,6 +90,11 @@ class Scores:
   nearest: np.ndarray
   landmark_error: np.ndarray
 
+  def matches(self) -> np.ndarray:
+    """[N] bool: dlib found a face within SAME_PERSON of the source and at least SAME_PERSON from
+    the target (a swap without a face is a miss)."""
+    return self.found & (self.d_source < SAME_PERSON) & (self.d_target >= SAME_PERSON)
+
   def summary(self, source_label) -> dict:
     """Shares over all swaps (a swap without a face counts as a miss); the landmark error is the
     mean over those with a face."""
@@ -98,7 +103,7 @@ class Scores:
     return {
       "n": int(len(f)),
       "found": float(f.mean()),
-      "match": float((f & (self.d_source < SAME_PERSON) & (self.d_target >= SAME_PERSON)).mean()),
+      "match": float(self.matches().mean()),
       "within_source": float((f & (self.d_source < SAME_PERSON)).mean()),
       "beyond_target": float((f & (self.d_target >= SAME_PERSON)).mean()),
       "top1": float((f & (self.nearest == src)).mean()),

@@ -84,16 +84,37 @@ def face_region_change(outs, targets: list[Photo]) -> float:
   return float(np.mean(diffs))
 
 
-def _summary(outs, targets, source, target, means, gal, names) -> dict:
+def _summary(outs, targets, source, target, means, gal, names) -> tuple[dict, np.ndarray]:
+  """(the summary of one direction, [N] bool match of each swap)."""
   scores = fid.score(outs, [p.face for p in targets], means[source], means[target], gal)
-  return dict(scores.summary(names.index(source)), face_change=face_region_change(outs, targets))
+  summary = dict(scores.summary(names.index(source)), face_change=face_region_change(outs, targets))
+  return summary, scores.matches()
+
+
+def match_interval(hits, level: float = 0.95, draws: int = 10_000, seed: int = 0):
+  """(low, high) percentile bootstrap interval of the match share over the held-out photos.
+
+  hits: [S, N] bool, seed by photo (or [N] for one seed). Each draw resamples the N photos with
+  replacement, a photo keeping its S seeds together, and takes the mean over seeds and photos: how
+  far the share of these trained seeds could move with another draw of photos of the same two
+  people (the seeds' own spread is the sd beside it). A narrow margin over a bar inside this
+  interval is not one the evaluator can tell from the bar.
+  """
+  h = np.asarray(hits, np.float64)
+  per_photo = (h[None] if h.ndim == 1 else h).mean(0)
+  idx = np.random.default_rng(seed).integers(0, len(per_photo), (draws, len(per_photo)))
+  stats = per_photo[idx].mean(1)
+  tail = (1 - level) / 2
+  return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
 
 
 def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos: int = 6,
              root=None) -> tuple[dict, dict]:  # fmt: skip
-  """(rows, figures): rows[method] = {"seeds": [{direction: summary}], "mean": ..., "sd": ...}
-  with direction "A->B" (targets of A given B's identity), "B->A" and "both"; figures[name] a
-  before/after grid per direction (rows: photo, paste source, each method's first seed)."""
+  """(rows, figures): rows[method] = {"seeds": [{direction: summary}], "mean": ..., "sd": ...,
+  "photos": {direction: {"file": [N], "match": [S][N]}}, "interval": {direction: [low, high]}}
+  with direction "A->B" (targets of A given B's identity), "B->A" and "both" (summaries only);
+  "interval" is match_interval's 95% interval of the match share; figures[name] a before/after
+  grid per direction (rows: photo, paste source, each method's first seed)."""
   paste = paste or {}
   targets = {p: photos(p, held_out=True, root=root) for p in pair}
   means = {p: person_mean(p, root) for p in pair}
@@ -105,10 +126,10 @@ def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos
   tiles = {key(t, s): [[targets[t][i].pixels for i in shown[t]]] for t, s in directions}
 
   def run(name, make_outputs, make_self=None, seed=0):
-    per = {}
+    per, hits = {}, {}
     for t, s in directions:
       outs = make_outputs(t, s)
-      per[key(t, s)] = _summary(outs, targets[t], s, t, means, gal, names)
+      per[key(t, s)], hits[key(t, s)] = _summary(outs, targets[t], s, t, means, gal, names)
       if make_self is not None:
         per[key(t, s)]["self_error"] = face_region_change(make_self(t), targets[t])
       if seed == 0 and name != "copy target":
@@ -117,7 +138,7 @@ def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos
     per["both"] = {k: float(np.average([per[d][k] for d in n], weights=list(n.values())))
                    for k in per[next(iter(n))] if k != "n"}  # fmt: skip
     per["both"]["n"] = sum(n.values())
-    return per
+    return per, hits
 
   rows = {"copy target": [run("copy target", lambda t, s: [p.pixels for p in targets[t]])]}
   crops = {p: [align.crop(q.pixels.astype(np.float32) / 255, q.face.landmarks5, 100)[0]
@@ -141,14 +162,20 @@ def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos
 
       rows[name].append(run(name, outputs, lambda t, o=outputs: o(t, t), seed))
   figures = {f"before_after_{d.replace('->', '_to_')}": grid(v) for d, v in tiles.items()}
-  return {m: _aggregate(v) for m, v in rows.items()}, figures
+  files = {key(t, s): [p.file for p in targets[t]] for t, s in directions}
+  return {m: _aggregate(v, files) for m, v in rows.items()}, figures
 
 
-def _aggregate(seeds: list[dict]) -> dict:
-  out = {"seeds": seeds, "mean": {}, "sd": {}}
+def _aggregate(runs: list[tuple[dict, dict]], files: dict) -> dict:
+  seeds = [per for per, _ in runs]
+  out = {"seeds": seeds, "mean": {}, "sd": {}, "photos": {}, "interval": {}}
   for d in seeds[0]:
     for stat, fn in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0)):
       out[stat][d] = {k: float(fn([s[d][k] for s in seeds])) for k in seeds[0][d]}
+  for d in files:
+    hits = np.stack([h[d] for _, h in runs])
+    out["photos"][d] = {"file": files[d], "match": hits.tolist()}
+    out["interval"][d] = list(match_interval(hits))
   return out
 
 
@@ -183,11 +210,16 @@ def save_figure(path, grid: np.ndarray) -> Path:
 def _cell(row: dict, d: str, k: str, pct: bool) -> str:
   m, s = row["mean"][d][k], row["sd"][d][k]
   f = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.3f}")
-  return f"{f(m)} +- {f(s)}" if len(row["seeds"]) > 1 else f(m)
+  cell = f"{f(m)} +- {f(s)}" if len(row["seeds"]) > 1 else f(m)
+  if k == "match" and d in row.get("interval", {}):
+    low, high = row["interval"][d]
+    cell += f" [{100 * low:.1f}, {100 * high:.1f}]"
+  return cell
 
 
 def markdown(rows: dict) -> str:
-  """The results as a Markdown table (mean +- sd over seeds where there are several)."""
+  """The results as a Markdown table (mean +- sd over seeds where there are several; after each
+  match share, [its 95% bootstrap interval over the held-out photos], see match_interval)."""
   dirs = [d for d in next(iter(rows.values()))["mean"] if d != "both"]
   head = ("| method | seeds | " + " | ".join(f"match {d}" for d in dirs) + " | top-1 (158) "
           "| within 0.6 of source | 0.6 or more from target | landmark error | face change "
@@ -200,4 +232,6 @@ def markdown(rows: dict) -> str:
     cells.append(_cell(row, "both", "self_error", False) if "self_error" in row["mean"]["both"]
                  else "-")  # fmt: skip
     lines.append(f"| {name} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
+  lines += ["", "Match: mean +- sd over seeds, then [95% bootstrap interval over the held-out "
+                "photos, seeds kept together]."]  # fmt: skip
   return "\n".join(lines) + "\n"
