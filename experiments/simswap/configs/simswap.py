@@ -32,9 +32,10 @@ runs/landmarks/heat, the heatmap net of experiments/landmarks trained on dlib's 
 training photos; to switch it on for the last steps of a run, start from that run's checkpoint:
 --config.init_from=runs/faceswap/c-pair --workdir runs/faceswap/c-pair-hm01-s0
 --config.num_steps=3000 with the variants of that run; steps 2500 to 3000 of
-bottleneck,person,code_adv,pair, three seeds: 52.2% +- 4.3% / 53.3% +- 8.3% match under dlib,
-landmark error 0.042 (60.1% / 57.3% and 0.051 without the term; 26.1% / 40.0% and 0.041 at weight
-0.3; the weight was tried after 0.3 was judged on the same held-out photos)),
+bottleneck,person,code_adv,pair, four seeds: 52.2% +- 3.5% / 55.0% +- 7.6% match under dlib,
+landmark error 0.043 (three seeds: 60.1% / 57.3% and 0.051 without the term; 26.1% / 40.0% and
+0.041 at weight 0.3; the weight was tried after 0.3 was judged on the same held-out photos, the
+fourth seed trained after it was fixed)),
 smoke (2 steps on generated faces with a random frozen identity net).
 Loss weights default to the paper's: identity 10, reconstruction 10, weak feature matching 10,
 gradient penalty 1e-5, hinge adversarial 1 (Chen et al. 2020). --config.loss.id_blur=SIGMA: the
