@@ -98,7 +98,9 @@ def match_interval(hits, level: float = 0.95, draws: int = 10_000, seed: int = 0
   replacement, a photo keeping its S seeds together, and takes the mean over seeds and photos: how
   far the share of these trained seeds could move with another draw of photos of the same two
   people (the seeds' own spread is the sd beside it). A narrow margin over a bar inside this
-  interval is not one the evaluator can tell from the bar.
+  interval is not one the evaluator can tell from the bar. For shares near one half it agrees with
+  the binomial's normal approximation (tests/test_face_evaluation.py); at 0 or 1 it collapses (no
+  match in any photo gives [0, 0]) and understates the uncertainty there.
   """
   h = np.asarray(hits, np.float64)
   per_photo = (h[None] if h.ndim == 1 else h).mean(0)
