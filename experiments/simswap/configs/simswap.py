@@ -25,7 +25,7 @@ bottleneck,person,code_adv,pair, seed 0, 1500 steps: 17.4% / 64.0% match under d
 seeds 0, 1, 2 at 2000 steps: 34.8% +- 10.9% / 41.3% +- 10.1%, top-1 37.1% +- 4.3%; at 2500 steps
 54.3% +- 5.8% / 58.7% +- 26.6%, top-1 45.5%, landmark error 0.048: the best (c); at 3000 steps
 60.1% / 57.3%, landmark error 0.051; with landmarks for steps 2500 to 3000 the first (c) whose
-three-seed mean meets the bar),
+mean over seeds meets the bar, three seeds and four),
 landmarks (loss.landmarks = 0.1: the mean distance in crop pixels between the 68 landmarks of each
 swap and of its target under the frozen landmark net of config.landmark_workdir, by default
 runs/landmarks/heat, the heatmap net of experiments/landmarks trained on dlib's points of the
