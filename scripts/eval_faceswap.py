@@ -11,8 +11,10 @@ among the 158 LFW3D people, the 68-landmark error to the target, and the change 
 against the model's self-swap error. Baselines: copy target (the photo unchanged) and paste source
 (a held-out photo of the source, aligned and pasted by the same code). Several workdirs per model
 (seeds) give mean +- sd; each match share also gets a 95% bootstrap interval over the held-out
-photos (genjax.evaluate.face_swaps.match_interval), and results.json keeps every photo's match per
-seed. Writes <out>/results.md, results.json and before/after figures.
+photos (genjax.evaluate.face_swaps.match_interval), and results.json keeps every photo's match and
+dlib distances per seed and how its face sits (yaw, roll, eye distance); results.md adds the rank
+correlation of each photo's match share with that pose (face_swaps.pose_association). Writes
+<out>/results.md, results.json and before/after figures.
 """
 
 import json

@@ -55,6 +55,48 @@ def test_match_interval_against_the_binomial_and_keeps_a_photos_seeds_together()
   assert face_swaps.match_interval(np.zeros((3, 25), bool)) == (0.0, 0.0)
 
 
+def _frontal_landmarks(nose_x: float = 0.0) -> np.ndarray:
+  """68 points of a level face: jaw ends at x = -1, 1; eye corners 36 and 45 at x = -0.7, 0.7."""
+  p = np.zeros((68, 2))
+  p[0], p[16], p[30] = (-1.0, 0.0), (1.0, 0.0), (nose_x, 0.3)
+  p[36:42] = np.linspace([-0.7, -0.5], [-0.3, -0.5], 6)  # left eye, centre (-0.5, -0.5)
+  p[42:48] = np.array([[x, -0.5] for x in (0.3, 0.4, 0.6, 0.7, 0.6, 0.4)])  # right eye, 45 outer
+  return p
+
+
+def test_head_pose_reads_yaw_roll_and_size_from_the_landmarks():
+  assert fid.head_pose(_frontal_landmarks()) == pytest.approx(
+    {"yaw": 0.0, "roll": 0.0, "eyes": 1.4}
+  )
+  # Nose at x = 0.5: 1.5 from the left jaw end, 0.5 from the right, (1.5 - 0.5) / 2.
+  turned = _frontal_landmarks(nose_x=0.5)
+  assert fid.head_pose(turned)["yaw"] == pytest.approx(0.5)
+  # Rotating by 30 degrees and doubling the size leaves yaw, turns the eye line, doubles the eyes.
+  c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+  moved = 2 * turned @ np.array([[c, s], [-s, c]]) + np.array([50.0, 80.0])
+  assert fid.head_pose(moved) == pytest.approx({"yaw": 0.5, "roll": 30.0, "eyes": 2.8})
+  assert fid.head_pose(_frontal_landmarks(nose_x=-0.5))["yaw"] == pytest.approx(-0.5)  # other way
+
+
+def test_rank_correlation_against_scipy_with_ties():
+  stats = pytest.importorskip("scipy.stats")
+  from genjax.evaluate import face_swaps
+
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=60)
+  share = np.clip(np.round(4 * (0.5 + 0.15 * x + 0.3 * rng.normal(size=60))) / 4, 0, 1)  # ties
+  rho, p = face_swaps.rank_correlation(x, share)
+  ref = stats.spearmanr(x, share)
+  assert rho == pytest.approx(ref.statistic, abs=1e-12)
+  assert (
+    0.001 < ref.pvalue < 0.2
+  )  # a case where the permutation and t approximations both resolve p
+  assert p == pytest.approx(ref.pvalue, abs=0.02)
+  assert face_swaps.rank_correlation(x, share) == (rho, p)  # same seed, same p
+  assert face_swaps.rank_correlation(x, 2 * x + 1)[0] == pytest.approx(1.0)
+  assert np.isnan(face_swaps.rank_correlation(x, np.zeros(60))[0])
+
+
 def test_class_means_average_each_class():
   d = np.arange(12.0).reshape(4, 3)
   means = fid.class_means(d, np.array([0, 0, 2, 2]), 3)
@@ -119,3 +161,16 @@ def test_the_evaluation_loop_scores_baselines_and_a_model_on_a_tiny_pair(monkeyp
   assert paste_hits == pytest.approx(rows["paste source"]["mean"][d]["match"])
   low, high = rows["paste source"]["interval"][d]
   assert low <= paste_hits <= high
+  # The distances behind each match: an unchanged photo is near its own person's mean.
+  copy = rows["copy target"]["photos"][d]
+  assert np.shape(copy["d_target"]) == (1, 3) and max(copy["d_target"][0]) < fid.SAME_PERSON
+  d_s, d_t = (
+    np.array(rows["paste source"]["photos"][d][k], float) for k in ("d_source", "d_target")
+  )
+  np.testing.assert_array_equal(
+    (d_s < 0.6) & (d_t >= 0.6), rows["paste source"]["photos"][d]["match"]
+  )
+  # How each target's face sits, from the landmarks the evaluation found in it.
+  pose = rows["unchanged"]["photos"][d]["pose"]
+  assert pose["yaw"] == [fid.head_pose(p.face.landmarks68)["yaw"] for p in few["George_W_Bush"]]
+  assert all(40 < e < 120 for e in pose["eyes"])  # LFW's 250 x 250 photos, the face in the middle

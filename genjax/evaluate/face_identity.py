@@ -32,6 +32,23 @@ def landmark_error(l68: np.ndarray, ref68: np.ndarray) -> float:
   return float(np.linalg.norm(np.asarray(l68) - ref68, axis=1).mean() / inter_ocular(ref68))
 
 
+def head_pose(l68: np.ndarray) -> dict:
+  """How a face sits in its photo, from its 68 landmarks (pixels):
+
+  yaw   where the nose tip (point 30) falls between the jaw's ends (points 0 and 16), along the
+        eye line: (a - b) / (a + b) with a, b its distances to either end; 0 facing the camera,
+        towards +-1 as the head turns (the sign says which way);
+  roll  the angle of the eye line (eye centres, points 36-41 and 42-47), degrees;
+  eyes  the outer-eye-corner distance (inter_ocular), pixels: the face's size in the photo.
+  """
+  p = np.asarray(l68, np.float64)
+  u = p[42:48].mean(0) - p[36:42].mean(0)
+  u /= np.linalg.norm(u)
+  a, b = (p[30] - p[0]) @ u, (p[16] - p[30]) @ u
+  return {"yaw": float((a - b) / (a + b)), "roll": float(np.degrees(np.arctan2(u[1], u[0]))),
+          "eyes": inter_ocular(p)}  # fmt: skip
+
+
 def describe(photo: np.ndarray, near=None):
   """(face, descriptor [128]) of the face nearest to `near` (x, y) (default: the photo's centre),
   or (None, None) when dlib finds none."""

@@ -84,11 +84,11 @@ def face_region_change(outs, targets: list[Photo]) -> float:
   return float(np.mean(diffs))
 
 
-def _summary(outs, targets, source, target, means, gal, names) -> tuple[dict, np.ndarray]:
-  """(the summary of one direction, [N] bool match of each swap)."""
+def _summary(outs, targets, source, target, means, gal, names) -> tuple[dict, fid.Scores]:
+  """(the summary of one direction, the scores of each swap)."""
   scores = fid.score(outs, [p.face for p in targets], means[source], means[target], gal)
   summary = dict(scores.summary(names.index(source)), face_change=face_region_change(outs, targets))
-  return summary, scores.matches()
+  return summary, scores
 
 
 def match_interval(hits, level: float = 0.95, draws: int = 10_000, seed: int = 0):
@@ -110,13 +110,56 @@ def match_interval(hits, level: float = 0.95, draws: int = 10_000, seed: int = 0
   return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
 
 
+POSE = ("yaw", "roll", "eyes")  # face_identity.head_pose, of each target photo
+
+
+def rank_correlation(x, y, draws: int = 10_000, seed: int = 0) -> tuple[float, float]:
+  """(Spearman's rho, two-sided permutation p-value) of two [N] arrays; ties get their mean rank.
+
+  The p-value is the share of `draws` random pairings of x with a permutation of y whose |rho|
+  reaches the observed one ((k + 1) / (draws + 1)); (nan, nan) when either array is constant.
+  """
+  rx, ry = _ranks(x), _ranks(y)
+  if rx.std() == 0 or ry.std() == 0:
+    return float("nan"), float("nan")
+  rx, ry = (rx - rx.mean()) / rx.std(), (ry - ry.mean()) / ry.std()
+  rho = float(np.mean(rx * ry))
+  perm = np.argsort(np.random.default_rng(seed).random((draws, len(ry))), axis=1)
+  null = (ry[perm] * rx).mean(1)
+  return rho, float((np.sum(np.abs(null) >= abs(rho) - 1e-12) + 1) / (draws + 1))
+
+
+def _ranks(v) -> np.ndarray:
+  v = np.asarray(v, np.float64)
+  r = np.empty(len(v))
+  r[np.argsort(v, kind="stable")] = np.arange(1, len(v) + 1)
+  _, inv = np.unique(v, return_inverse=True)
+  return (np.bincount(inv, r) / np.bincount(inv))[inv]
+
+
+def pose_association(row: dict) -> dict:
+  """{direction: {"|yaw|" | "|roll|" | "eyes": (rho, p)}}: rank_correlation of each held-out
+  photo's match share (over seeds) with how its face sits (face_identity.head_pose); does the pose
+  or the size of the target's face decide whether a swap is matched?"""
+  out = {}
+  for d, v in row["photos"].items():
+    share = np.mean(v["match"], 0)
+    feats = {"|yaw|": np.abs(v["pose"]["yaw"]), "|roll|": np.abs(v["pose"]["roll"]),
+             "eyes": np.asarray(v["pose"]["eyes"])}  # fmt: skip
+    out[d] = {k: rank_correlation(f, share) for k, f in feats.items()}
+  return out
+
+
 def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos: int = 6,
              root=None) -> tuple[dict, dict]:  # fmt: skip
   """(rows, figures): rows[method] = {"seeds": [{direction: summary}], "mean": ..., "sd": ...,
-  "photos": {direction: {"file": [N], "match": [S][N]}}, "interval": {direction: [low, high]}}
+  "photos": {direction: {"file": [N], "match", "d_source", "d_target": [S][N] (null where dlib
+  found no face), "pose": {POSE key: [N]}}},
+  "interval": {direction: [low, high]}}
   with direction "A->B" (targets of A given B's identity), "B->A" and "both" (summaries only);
   "interval" is match_interval's 95% interval of the match share; figures[name] a before/after
-  grid per direction (rows: photo, paste source, each method's first seed)."""
+  grid per direction (rows: photo, paste source, each method's first seed); "pose" is
+  face_identity.head_pose of each target photo's face."""
   paste = paste or {}
   targets = {p: photos(p, held_out=True, root=root) for p in pair}
   means = {p: person_mean(p, root) for p in pair}
@@ -128,10 +171,10 @@ def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos
   tiles = {key(t, s): [[targets[t][i].pixels for i in shown[t]]] for t, s in directions}
 
   def run(name, make_outputs, make_self=None, seed=0):
-    per, hits = {}, {}
+    per, scores = {}, {}
     for t, s in directions:
       outs = make_outputs(t, s)
-      per[key(t, s)], hits[key(t, s)] = _summary(outs, targets[t], s, t, means, gal, names)
+      per[key(t, s)], scores[key(t, s)] = _summary(outs, targets[t], s, t, means, gal, names)
       if make_self is not None:
         per[key(t, s)]["self_error"] = face_region_change(make_self(t), targets[t])
       if seed == 0 and name != "copy target":
@@ -140,7 +183,7 @@ def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos
     per["both"] = {k: float(np.average([per[d][k] for d in n], weights=list(n.values())))
                    for k in per[next(iter(n))] if k != "n"}  # fmt: skip
     per["both"]["n"] = sum(n.values())
-    return per, hits
+    return per, scores
 
   rows = {"copy target": [run("copy target", lambda t, s: [p.pixels for p in targets[t]])]}
   crops = {p: [align.crop(q.pixels.astype(np.float32) / 255, q.face.landmarks5, 100)[0]
@@ -165,18 +208,24 @@ def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos
       rows[name].append(run(name, outputs, lambda t, o=outputs: o(t, t), seed))
   figures = {f"before_after_{d.replace('->', '_to_')}": grid(v) for d, v in tiles.items()}
   files = {key(t, s): [p.file for p in targets[t]] for t, s in directions}
-  return {m: _aggregate(v, files) for m, v in rows.items()}, figures
+  poses = {
+    key(t, s): [fid.head_pose(p.face.landmarks68) for p in targets[t]] for t, s in directions
+  }
+  poses = {d: {k: [q[k] for q in v] for k in POSE} for d, v in poses.items()}
+  return {m: _aggregate(v, files, poses) for m, v in rows.items()}, figures
 
 
-def _aggregate(runs: list[tuple[dict, dict]], files: dict) -> dict:
+def _aggregate(runs: list[tuple[dict, dict]], files: dict, poses: dict) -> dict:
   seeds = [per for per, _ in runs]
   out = {"seeds": seeds, "mean": {}, "sd": {}, "photos": {}, "interval": {}}
   for d in seeds[0]:
     for stat, fn in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0)):
       out[stat][d] = {k: float(fn([s[d][k] for s in seeds])) for k in seeds[0][d]}
   for d in files:
-    hits = np.stack([h[d] for _, h in runs])
-    out["photos"][d] = {"file": files[d], "match": hits.tolist()}
+    hits = np.stack([h[d].matches() for _, h in runs])
+    dist = {k: [[None if np.isnan(v) else float(v) for v in getattr(h[d], k)] for _, h in runs]
+            for k in ("d_source", "d_target")}  # fmt: skip
+    out["photos"][d] = {"file": files[d], "match": hits.tolist(), **dist, "pose": poses[d]}
     out["interval"][d] = list(match_interval(hits))
   return out
 
@@ -236,4 +285,24 @@ def markdown(rows: dict) -> str:
     lines.append(f"| {name} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
   lines += ["", "Match: mean +- sd over seeds, then [95% bootstrap interval over the held-out "
                 "photos, seeds kept together]."]  # fmt: skip
-  return "\n".join(lines) + "\n"
+  pose = _pose_table(rows)
+  return "\n".join(lines + (["", *pose] if pose else [])) + "\n"
+
+
+def _pose_table(rows: dict) -> list[str]:
+  """Lines of a table of pose_association for each method and direction whose photos' match
+  shares vary (not the baselines' all-or-nothing ones)."""
+  lines = []
+  for name, row in rows.items():
+    for d, assoc in pose_association(row).items():
+      if not lines:
+        lines = ["| method | direction | " + " | ".join(f"rho with {k}" for k in assoc) + " |",
+                 "|---|---|" + "---|" * len(assoc)]  # fmt: skip
+      if not all(np.isnan(r) for r, _ in assoc.values()):
+        cells = [f"{r:+.2f} (p = {p:.3f})" if np.isfinite(r) else "-" for r, p in assoc.values()]
+        lines.append(f"| {name} | {d} | " + " | ".join(cells) + " |")
+  if len(lines) <= 2:
+    return []
+  return lines + ["", "Spearman's rho of each held-out photo's match share (over seeds) with how "
+                      "its face sits (face_identity.head_pose: |yaw|, |roll| in degrees, eye "
+                      "distance in pixels), two-sided permutation p."]  # fmt: skip
