@@ -138,13 +138,13 @@ def _ranks(v) -> np.ndarray:
 
 
 def pose_association(row: dict) -> dict:
-  """{direction: {"|yaw|" | "|roll|" | "eyes": (rho, p)}}: rank_correlation of each held-out
+  """{direction: {"abs yaw" | "abs roll" | "eyes": (rho, p)}}: rank_correlation of each held-out
   photo's match share (over seeds) with how its face sits (face_identity.head_pose); does the pose
   or the size of the target's face decide whether a swap is matched?"""
   out = {}
   for d, v in row["photos"].items():
     share = np.mean(v["match"], 0)
-    feats = {"|yaw|": np.abs(v["pose"]["yaw"]), "|roll|": np.abs(v["pose"]["roll"]),
+    feats = {"abs yaw": np.abs(v["pose"]["yaw"]), "abs roll": np.abs(v["pose"]["roll"]),
              "eyes": np.asarray(v["pose"]["eyes"])}  # fmt: skip
     out[d] = {k: rank_correlation(f, share) for k, f in feats.items()}
   return out
@@ -304,5 +304,5 @@ def _pose_table(rows: dict) -> list[str]:
   if len(lines) <= 2:
     return []
   return lines + ["", "Spearman's rho of each held-out photo's match share (over seeds) with how "
-                      "its face sits (face_identity.head_pose: |yaw|, |roll| in degrees, eye "
+                      "its face sits (face_identity.head_pose: absolute yaw, absolute roll in degrees, eye "
                       "distance in pixels), two-sided permutation p."]  # fmt: skip
