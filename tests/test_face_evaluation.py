@@ -88,9 +88,8 @@ def test_rank_correlation_against_scipy_with_ties():
   rho, p = face_swaps.rank_correlation(x, share)
   ref = stats.spearmanr(x, share)
   assert rho == pytest.approx(ref.statistic, abs=1e-12)
-  assert (
-    0.001 < ref.pvalue < 0.2
-  )  # a case where the permutation and t approximations both resolve p
+  # A case where both the permutation p and scipy's t approximation are resolved and should agree.
+  assert 0.001 < ref.pvalue < 0.2
   assert p == pytest.approx(ref.pvalue, abs=0.02)
   assert face_swaps.rank_correlation(x, share) == (rho, p)  # same seed, same p
   assert face_swaps.rank_correlation(x, 2 * x + 1)[0] == pytest.approx(1.0)
@@ -167,9 +166,8 @@ def test_the_evaluation_loop_scores_baselines_and_a_model_on_a_tiny_pair(monkeyp
   d_s, d_t = (
     np.array(rows["paste source"]["photos"][d][k], float) for k in ("d_source", "d_target")
   )
-  np.testing.assert_array_equal(
-    (d_s < 0.6) & (d_t >= 0.6), rows["paste source"]["photos"][d]["match"]
-  )
+  match = (d_s < fid.SAME_PERSON) & (d_t >= fid.SAME_PERSON)  # NaN (no face) is no match
+  np.testing.assert_array_equal(match, rows["paste source"]["photos"][d]["match"])
   # How each target's face sits, from the landmarks the evaluation found in it.
   pose = rows["unchanged"]["photos"][d]["pose"]
   assert pose["yaw"] == [fid.head_pose(p.face.landmarks68)["yaw"] for p in few["George_W_Bush"]]

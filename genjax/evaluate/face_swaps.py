@@ -291,9 +291,12 @@ def markdown(rows: dict) -> str:
 
 def _pose_table(rows: dict) -> list[str]:
   """Lines of a table of pose_association for each method and direction whose photos' match
-  shares vary (not the baselines' all-or-nothing ones)."""
+  shares are not all equal (copy target, never a match, has no row; nor has a results.json written
+  before the pose was kept)."""
   lines = []
   for name, row in rows.items():
+    if not all("pose" in v for v in row["photos"].values()):
+      continue
     for d, assoc in pose_association(row).items():
       if not lines:
         lines = ["| method | direction | " + " | ".join(f"rho with {k}" for k in assoc) + " |",
@@ -304,5 +307,5 @@ def _pose_table(rows: dict) -> list[str]:
   if len(lines) <= 2:
     return []
   return lines + ["", "Spearman's rho of each held-out photo's match share (over seeds) with how "
-                      "its face sits (face_identity.head_pose: absolute yaw, absolute roll in degrees, eye "
-                      "distance in pixels), two-sided permutation p."]  # fmt: skip
+                      "its face sits (face_identity.head_pose: absolute yaw, absolute roll in "
+                      "degrees, eye distance in pixels), two-sided permutation p."]  # fmt: skip
