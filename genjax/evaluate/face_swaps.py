@@ -110,14 +110,13 @@ def match_interval(hits, level: float = 0.95, draws: int = 10_000, seed: int = 0
   return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
 
 
-POSE = ("yaw", "roll", "eyes")  # face_identity.head_pose, of each target photo
-
-
 def rank_correlation(x, y, draws: int = 10_000, seed: int = 0) -> tuple[float, float]:
   """(Spearman's rho, two-sided permutation p-value) of two [N] arrays; ties get their mean rank.
 
   The p-value is the share of `draws` random pairings of x with a permutation of y whose |rho|
   reaches the observed one ((k + 1) / (draws + 1)); (nan, nan) when either array is constant.
+  In float64 on the host, for a handful of photos: genjax.explain.metrics.spearman is the batched
+  float32 form for maps, and gives 0, not nan, for a constant map.
   """
   rx, ry = _ranks(x), _ranks(y)
   if rx.std() == 0 or ry.std() == 0:
@@ -154,7 +153,7 @@ def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos
              root=None) -> tuple[dict, dict]:  # fmt: skip
   """(rows, figures): rows[method] = {"seeds": [{direction: summary}], "mean": ..., "sd": ...,
   "photos": {direction: {"file": [N], "match", "d_source", "d_target": [S][N] (null where dlib
-  found no face), "pose": {POSE key: [N]}}},
+  found no face), "pose": {"yaw" | "roll" | "eyes": [N]}}},
   "interval": {direction: [low, high]}}
   with direction "A->B" (targets of A given B's identity), "B->A" and "both" (summaries only);
   "interval" is match_interval's 95% interval of the match share; figures[name] a before/after
@@ -211,7 +210,7 @@ def evaluate(pair: tuple[str, str], swappers: dict, *, paste=None, figure_photos
   poses = {
     key(t, s): [fid.head_pose(p.face.landmarks68) for p in targets[t]] for t, s in directions
   }
-  poses = {d: {k: [q[k] for q in v] for k in POSE} for d, v in poses.items()}
+  poses = {d: {k: [q[k] for q in v] for k in v[0]} for d, v in poses.items()}
   return {m: _aggregate(v, files, poses) for m, v in rows.items()}, figures
 
 
